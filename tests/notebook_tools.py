@@ -1,0 +1,175 @@
+"""Build, execute and lint the course notebooks.
+
+Each notebook's source of truth is a percent-format script in ``notebooks/src/NN_name.py``
+(``# %%`` starts a code cell, ``# %% [markdown]`` a markdown cell whose lines start with ``# ``).
+``build`` turns it into ``notebooks/NN_name.ipynb`` and executes it top to bottom on a fresh
+kernel in the CPU environment CI uses, so the stored outputs are the ones nbval compares.
+
+    python tests/notebook_tools.py build notebooks/src/00_video_as_data.py
+    python tests/notebook_tools.py check            # structural lint of notebooks/*.ipynb
+
+``tests/test_notebooks.py`` runs the lint and checks that every .ipynb matches its source.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+NB_DIR = REPO / "notebooks"
+SRC_DIR = NB_DIR / "src"
+MARKERS = {"NBVAL_IGNORE_OUTPUT", "NBVAL_SKIP", "NBVAL_CHECK_OUTPUT", "NBVAL_RAISES_EXCEPTION"}
+MAX_BYTES = 3_000_000
+
+
+def parse_percent(text: str) -> list[tuple[str, str]]:
+    """Split a percent-format script into (cell_type, source) pairs."""
+    cells: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        if line.startswith("# %%"):
+            kind = "markdown" if "[markdown]" in line else "code"
+            cells.append((kind, []))
+            continue
+        if not cells:
+            continue  # module header before the first cell marker is ignored
+        kind, lines = cells[-1]
+        if kind == "markdown":
+            if line.startswith("# "):
+                line = line[2:]
+            elif line.strip() == "#":
+                line = ""
+        lines.append(line)
+    out = []
+    for kind, lines in cells:
+        while lines and not lines[-1].strip():
+            lines.pop()
+        while lines and not lines[0].strip():
+            lines.pop(0)
+        out.append((kind, "\n".join(lines)))
+    return out
+
+
+def source_cells(nb: dict) -> list[tuple[str, str]]:
+    return [(c["cell_type"], "".join(c["source"])) for c in nb["cells"]]
+
+
+def to_notebook(src: Path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    for kind, source in parse_percent(src.read_text(encoding="utf-8")):
+        cell = nbformat.v4.new_markdown_cell(source) if kind == "markdown" else nbformat.v4.new_code_cell(source)
+        nb.cells.append(cell)
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    return nb
+
+
+def _normalise(nb) -> None:
+    """Deterministic cell ids, no widget state, no per-cell execution metadata."""
+    nb.metadata.pop("widgets", None)
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i:03d}"
+        cell.metadata.pop("execution", None)
+        for out in cell.get("outputs", []):
+            out.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
+
+
+def build(src: Path, timeout: int = 600) -> float:
+    """Convert and execute one notebook; write it next to ``notebooks/``; return seconds taken."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = to_notebook(src)
+    os.environ.setdefault("VTLIB_NO_PROGRESS", "1")
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    t0 = time.perf_counter()
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(NB_DIR)}}).execute()
+    seconds = time.perf_counter() - t0
+    _normalise(nb)
+    dest = NB_DIR / (src.stem + ".ipynb")
+    tmp = dest.with_suffix(".ipynb.tmp")
+    nbformat.write(nb, str(tmp))
+    tmp.replace(dest)
+    return seconds
+
+
+def marker_of(source: str) -> str | None:
+    for line in source.splitlines():
+        s = line.strip()
+        if s.startswith("#") and s.lstrip("#").strip() in MARKERS:
+            return s.lstrip("#").strip()
+        if s.startswith("#") and "NBVAL" in s:
+            return "MALFORMED:" + s
+    return None
+
+
+def lint(path: Path) -> list[str]:
+    """Structural problems nbval would trip on (or that would make its check meaningless)."""
+    problems = []
+    if path.stat().st_size > MAX_BYTES:
+        problems.append(f"file is {path.stat().st_size / 1e6:.1f} MB (keep under {MAX_BYTES / 1e6:.0f} MB)")
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    if "widgets" in nb.get("metadata", {}):
+        problems.append("saved widget state in notebook metadata")
+    if nb.get("metadata", {}).get("kernelspec", {}).get("name") != "python3":
+        problems.append("kernelspec is not python3")
+    expected = 1
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "code" or not "".join(cell["source"]).strip():
+            continue
+        src = "".join(cell["source"])
+        n = cell.get("execution_count")
+        if n != expected:
+            problems.append(f"cell {i}: execution_count {n}, expected {expected}")
+        expected = (n or expected) + 1
+        m = marker_of(src)
+        if m and m.startswith("MALFORMED:"):
+            problems.append(f"cell {i}: marker not recognised by nbval: {m[10:]!r}")
+        last = src.rstrip().splitlines()[-1].rstrip()
+        if last.endswith(";") and m is None:
+            problems.append(f"cell {i}: last line ends with ';' (nbval 0.11 bug; use plt.show())")
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                problems.append(f"cell {i}: stored error output ({out.get('ename')})")
+            if out.get("output_type") == "stream" and out.get("name") == "stderr" and m is None:
+                problems.append(f"cell {i}: stderr output in a checked cell")
+            data = out.get("data", {})
+            if "image/svg+xml" in data:
+                problems.append(f"cell {i}: SVG output (embeds a date; use PNG)")
+            if "application/vnd.jupyter.widget-view+json" in data:
+                problems.append(f"cell {i}: widget output stored")
+            text = "".join(out.get("text", "")) + "".join(data.get("text/plain", ""))
+            if re.search(r"\bat 0x[0-9a-fA-F]+", text) and m != "NBVAL_IGNORE_OUTPUT":
+                problems.append(f"cell {i}: output holds a memory address")
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"build", "check"}:
+        print(__doc__)
+        return 2
+    if argv[0] == "build":
+        srcs = [Path(a) for a in argv[1:]] or sorted(SRC_DIR.glob("*.py"))
+        for src in srcs:
+            seconds = build(src)
+            print(f"{src.stem}: executed in {seconds:.1f} s")
+        return 0
+    bad = 0
+    for path in sorted(NB_DIR.glob("*.ipynb")):
+        for problem in lint(path):
+            print(f"{path.name}: {problem}")
+            bad += 1
+    print(f"{bad} problem(s)")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

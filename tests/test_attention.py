@@ -1,0 +1,257 @@
+"""Tests for vtlib.attention (and the notebook-04 checks that use it)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.testing import assert_close
+
+from vtlib.attention import (MultiHeadAttention, attention_explicit, causal_mask,
+                             fully_masked_rows, key_mask, load_torch_mha)
+from vtlib.errors import VtlibError
+from vtlib.exercises.nb04 import check_causal_mask, check_scaled_dot_product
+
+SHAPES = [  # (batch axes, Nq, Nk, d, dv)
+    ((), 4, 4, 8, 8),
+    ((2,), 5, 7, 8, 6),
+    ((2, 3), 6, 6, 16, 16),
+    ((1, 2), 1, 9, 4, 5),
+]
+
+
+def qkv(batch, nq, nk, d, dv, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(*batch, nq, d, generator=g), torch.randn(*batch, nk, d, generator=g),
+            torch.randn(*batch, nk, dv, generator=g))
+
+
+def random_bool_mask(shape, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    m = torch.rand(*shape, generator=g) > 0.4
+    m[..., 0] = True                                             # no fully masked row here
+    return m
+
+
+# -------------------------------------------------------------------- attention_explicit
+@pytest.mark.parametrize("batch,nq,nk,d,dv", SHAPES)
+def test_explicit_matches_sdpa_no_mask(batch, nq, nk, d, dv):
+    q, k, v = qkv(batch, nq, nk, d, dv)
+    out, w = attention_explicit(q, k, v)
+    assert out.shape == (*batch, nq, dv) and w.shape == (*batch, nq, nk)
+    assert_close(out, F.scaled_dot_product_attention(q, k, v))
+    assert_close(w.sum(-1), torch.ones(*batch, nq))
+    assert_close(out, w @ v)
+
+
+@pytest.mark.parametrize("batch,nq,nk,d,dv", SHAPES)
+@pytest.mark.parametrize("mask_kind", ["full", "row_broadcast", "key_only"])
+def test_explicit_matches_sdpa_bool_mask(batch, nq, nk, d, dv, mask_kind):
+    q, k, v = qkv(batch, nq, nk, d, dv)
+    shape = {"full": (*batch, nq, nk), "row_broadcast": (nq, nk), "key_only": (1, nk)}[mask_kind]
+    m = random_bool_mask(shape)
+    out, w = attention_explicit(q, k, v, mask=m)
+    assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=m))
+    assert torch.all(w[~m.expand_as(w)] == 0)                   # blocked keys get no weight
+
+
+def test_explicit_float_mask_matches_sdpa_and_bool():
+    q, k, v = qkv((2, 2), 5, 5, 8, 8)
+    m = random_bool_mask((5, 5))
+    additive = torch.zeros(5, 5).masked_fill(~m, float("-inf"))
+    out_f, _ = attention_explicit(q, k, v, mask=additive)
+    assert_close(out_f, F.scaled_dot_product_attention(q, k, v, attn_mask=additive))
+    assert_close(out_f, attention_explicit(q, k, v, mask=m)[0])
+    bias = torch.randn(5, 5)                                     # a soft bias, not a mask
+    assert_close(attention_explicit(q, k, v, mask=bias)[0],
+                 F.scaled_dot_product_attention(q, k, v, attn_mask=bias))
+
+
+def test_explicit_causal_matches_sdpa_is_causal():
+    q, k, v = qkv((2,), 6, 6, 8, 8)
+    out, w = attention_explicit(q, k, v, mask=causal_mask(6))
+    assert_close(out, F.scaled_dot_product_attention(q, k, v, is_causal=True))
+    assert torch.all(w.triu(1) == 0)
+
+
+def test_explicit_scale_argument():
+    q, k, v = qkv((2,), 4, 4, 8, 8)
+    assert_close(attention_explicit(q, k, v, scale=0.3)[0],
+                 F.scaled_dot_product_attention(q, k, v, scale=0.3))
+    manual = (q @ k.transpose(-2, -1) / math.sqrt(8)).softmax(-1) @ v
+    assert_close(attention_explicit(q, k, v)[0], manual)
+
+
+@pytest.mark.parametrize("kind", ["bool", "float"])
+def test_fully_masked_row_gives_zeros_like_sdpa_not_nan(kind):
+    q, k, v = qkv((2, 2), 4, 4, 8, 8)
+    q.requires_grad_(True)
+    m = torch.ones(4, 4, dtype=torch.bool)
+    m[1] = False                                                 # query 1 may attend to nothing
+    mask = m if kind == "bool" else torch.zeros(4, 4).masked_fill(~m, float("-inf"))
+    assert fully_masked_rows(mask).tolist() == [False, True, False, False]
+    out, w = attention_explicit(q, k, v, mask=mask)
+    assert not torch.isnan(out).any() and not torch.isnan(w).any()
+    assert torch.all(out[..., 1, :] == 0) and torch.all(w[..., 1, :] == 0)
+    assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+    out.sum().backward()
+    assert torch.isfinite(q.grad).all()
+
+
+def test_explicit_dropout_zeroes_weights_and_keeps_out_consistent():
+    q, k, v = qkv((2, 2), 8, 8, 4, 4)
+    torch.manual_seed(0)
+    out, w = attention_explicit(q, k, v, dropout_p=0.5)
+    assert (w == 0).any()
+    assert_close(out, w @ v)
+
+
+def test_explicit_errors():
+    q, k, v = qkv((2,), 4, 5, 8, 6)
+    with pytest.raises(VtlibError, match="^k: expected the same feature size"):
+        attention_explicit(q, k[..., :4], v)
+    with pytest.raises(VtlibError, match="^v: expected as many tokens as k"):
+        attention_explicit(q, k, v[..., :3, :])
+    with pytest.raises(VtlibError, match="^q: expected a tensor with at least 2 axes"):
+        attention_explicit(torch.randn(8), k, v)
+    with pytest.raises(VtlibError, match="^q: expected a floating-point tensor"):
+        attention_explicit(q.long(), k, v)
+    with pytest.raises(VtlibError, match="^mask: expected a shape broadcastable"):
+        attention_explicit(q, k, v, mask=torch.ones(4, 4, dtype=torch.bool))
+    with pytest.raises(VtlibError,
+                       match=r"^mask: expected dtype torch.bool.*Fix: use mask.bool\(\)"):
+        attention_explicit(q, k, v, mask=torch.ones(4, 5, dtype=torch.long))
+    with pytest.raises(VtlibError, match="^dropout_p: expected a probability"):
+        attention_explicit(q, k, v, dropout_p=1.5)
+
+
+def test_mask_helpers():
+    assert causal_mask(3).tolist() == [[True, False, False],
+                                       [True, True, False],
+                                       [True, True, True]]
+    keep = torch.tensor([[True, True, False], [True, False, False]])
+    assert key_mask(keep).shape == (2, 1, 1, 3)
+    with pytest.raises(VtlibError, match="^keep: expected a bool tensor"):
+        key_mask(keep.long())
+    with pytest.raises(VtlibError, match="^n: expected a positive int"):
+        causal_mask(0)
+
+
+# -------------------------------------------------------------------- MultiHeadAttention
+def torch_pair(dim=16, heads=4, bias=True, seed=0):
+    torch.manual_seed(seed)
+    mha = nn.MultiheadAttention(dim, heads, batch_first=True, bias=bias)
+    return MultiHeadAttention.from_torch(mha), mha
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("dim,heads,n", [(16, 4, 7), (12, 3, 5), (8, 1, 4)])
+def test_mha_matches_torch_multihead_attention(dim, heads, n, bias):
+    ours, mha = torch_pair(dim, heads, bias)
+    x = torch.randn(3, n, dim)
+    ref, ref_w = mha(x, x, x, need_weights=True, average_attn_weights=False)
+    out, w = ours(x, return_attn=True)
+    assert_close(ours(x), ref)
+    assert_close(out, ref)
+    assert_close(w, ref_w)
+
+
+def test_mha_matches_torch_with_attn_mask_and_key_padding():
+    ours, mha = torch_pair(16, 4)
+    x = torch.randn(2, 6, 16)
+    m = random_bool_mask((6, 6))
+    # torch's bool masks say True = blocked, ours say True = may attend
+    assert_close(ours(x, mask=m), mha(x, x, x, attn_mask=~m, need_weights=False)[0])
+    keep = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    ref = mha(x, x, x, key_padding_mask=~keep, need_weights=False)[0]
+    assert_close(ours(x, mask=key_mask(keep)), ref)
+    assert_close(ours(x, mask=key_mask(keep), return_attn=True)[0], ref)
+    # per-sample (B, N, N) masks are broadcast over heads
+    both = m & keep[:, None, :]
+    ref = mha(x, x, x, attn_mask=~both.repeat_interleave(4, dim=0), need_weights=False)[0]
+    assert_close(ours(x, mask=both), ref)
+
+
+def test_mha_fast_path_equals_explicit_path():
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(24, 6).eval()
+    x = torch.randn(2, 9, 24)
+    for mask in (None, causal_mask(9), key_mask(torch.rand(2, 9) > 0.3),
+                 torch.randn(2, 6, 9, 9)):
+        fast = attn(x, mask=mask)
+        slow, w = attn(x, mask=mask, return_attn=True)
+        assert w.shape == (2, 6, 9, 9)
+        assert_close(fast, slow)
+
+
+def test_mha_load_into_existing_module():
+    ours, mha = torch_pair(16, 4)
+    fresh = MultiHeadAttention(16, 4)
+    assert load_torch_mha(fresh, mha) is fresh
+    x = torch.randn(1, 3, 16)
+    assert_close(fresh(x), ours(x))
+
+
+def test_mha_errors():
+    with pytest.raises(VtlibError, match=r"^heads: expected a divisor of dim=10.*\[1, 2, 5, 10\]"):
+        MultiHeadAttention(10, 4)
+    with pytest.raises(VtlibError, match="^dim: expected a positive int"):
+        MultiHeadAttention(0, 1)
+    with pytest.raises(VtlibError, match="^attn_drop: expected a probability"):
+        MultiHeadAttention(8, 2, attn_drop=-0.1)
+    attn = MultiHeadAttention(8, 2)
+    with pytest.raises(VtlibError, match="^x: expected a 3-D tensor shaped"):
+        attn(torch.randn(4, 8))
+    with pytest.raises(VtlibError, match="^x: expected last axis D=8"):
+        attn(torch.randn(1, 4, 6))
+    with pytest.raises(VtlibError, match="^mask: expected a shape broadcastable"):
+        attn(torch.randn(1, 4, 8), mask=torch.ones(5, 5, dtype=torch.bool))
+    with pytest.raises(VtlibError, match="^mask: expected a mask shaped"):
+        attn(torch.randn(1, 4, 8), mask=torch.ones(4, dtype=torch.bool))
+    with pytest.raises(VtlibError, match="^mha: expected embed_dim=8, num_heads=2"):
+        load_torch_mha(attn, nn.MultiheadAttention(8, 4, batch_first=True))
+    with pytest.raises(VtlibError, match="^ours: expected qkv_bias=False"):
+        load_torch_mha(attn, nn.MultiheadAttention(8, 2, batch_first=True, bias=False))
+    with pytest.raises(VtlibError, match="^mha: expected self-attention weights"):
+        MultiHeadAttention.from_torch(nn.MultiheadAttention(8, 2, kdim=4, vdim=4))
+
+
+# -------------------------------------------------------------------- notebook 04 checks
+def my_sdpa(q, k, v):
+    return (q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5).softmax(-1) @ v
+
+
+@pytest.mark.parametrize("fn,ok,line", [
+    (my_sdpa, True, "check_scaled_dot_product: correct"),
+    (lambda q, k, v: attention_explicit(q, k, v), True, "check_scaled_dot_product: correct"),
+    (lambda q, k, v: (q @ k.transpose(-2, -1)).softmax(-1) @ v, False,
+     "check_scaled_dot_product: not yet - divide the scores q k^T by sqrt(d) before the softmax"),
+    (lambda q, k, v: (q @ k.transpose(-2, -1) / 8 ** 0.5).softmax(-2) @ v, False,
+     "check_scaled_dot_product: not yet - apply the softmax over the keys (dim=-1), "
+     "so each query's weights sum to 1"),
+    (lambda q, k, v: q @ k, False,
+     "check_scaled_dot_product: not yet - it raised RuntimeError; it is called as fn(q, k, v) "
+     "with q (..., Nq, d), k (..., Nk, d), v (..., Nk, dv)"),
+])
+def test_check_scaled_dot_product(fn, ok, line, capsys):
+    assert check_scaled_dot_product(fn) is ok
+    assert capsys.readouterr().out == line + "\n"
+
+
+@pytest.mark.parametrize("fn,ok,hint", [
+    (lambda n: torch.ones(n, n, dtype=torch.bool).tril(), True, None),
+    (lambda n: torch.ones(n, n, dtype=torch.bool).triu(), False, "rows are queries"),
+    (lambda n: ~torch.ones(n, n, dtype=torch.bool).tril(), False, "the mask is inverted"),
+    (lambda n: torch.ones(n, n, dtype=torch.bool).tril(-1), False, "include the diagonal"),
+    (lambda n: torch.ones(n, n).tril(), False, "return dtype torch.bool"),
+])
+def test_check_causal_mask(fn, ok, hint, capsys):
+    assert check_causal_mask(fn) is ok
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    if ok:
+        assert out == "check_causal_mask: correct\n"
+    else:
+        assert out.startswith("check_causal_mask: not yet - " + hint)

@@ -1,0 +1,104 @@
+"""Tests for vtlib.cost: FLOP formulas agree exactly with torch's FlopCounterMode."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vtlib.attention import MultiHeadAttention, causal_mask
+from vtlib.block import MLP, Block, Transformer
+from vtlib.cost import (attention_core_flops, attention_flops, attention_memory_bytes,
+                        block_flops, measure_flops, mlp_flops, transformer_flops)
+from vtlib.errors import VtlibError
+from vtlib.exercises.nb04 import check_attention_flops
+
+CASES = [(1, 8, 2), (5, 8, 2), (17, 16, 4), (49, 24, 3), (64, 32, 8)]  # (tokens, dim, heads)
+
+
+def test_formulas_by_hand():
+    n, d = 10, 4
+    assert attention_flops(n, d) == 6 * n * d * d + 2 * n * n * d + 2 * n * n * d + 2 * n * d * d
+    assert attention_core_flops(n, d) == 4 * n * n * d
+    assert mlp_flops(n, d, 16) == 2 * n * d * 16 * 2
+    assert block_flops(n, d) == attention_flops(n, d) + mlp_flops(n, d, 16)
+    assert block_flops(n, d, mlp_ratio=2.5) == attention_flops(n, d) + mlp_flops(n, d, 10)
+    assert transformer_flops(n, d, depth=3) == 3 * block_flops(n, d)
+    assert attention_memory_bytes(197, 12, batch=8) == 8 * 12 * 197 * 197 * 4
+    assert attention_memory_bytes(197, 12, bytes_per_el=2) == 12 * 197 * 197 * 2
+
+
+@pytest.mark.parametrize("n,d,heads", CASES)
+def test_block_flops_equal_flop_counter_fast_and_explicit(n, d, heads):
+    torch.manual_seed(0)
+    blk = Block(d, heads).eval()
+    x = torch.randn(1, n, d)
+    assert measure_flops(blk, x) == block_flops(n, d)                    # SDPA, MATH backend
+    assert measure_flops(blk, x, return_attn=True) == block_flops(n, d)  # explicit attention
+    assert measure_flops(blk, x, mask=causal_mask(n)) == block_flops(n, d)  # masks are free
+    assert measure_flops(blk.attn, x) == attention_flops(n, d)
+    assert measure_flops(blk.mlp, x) == mlp_flops(n, d, 4 * d)
+
+
+def test_cpu_fused_sdpa_is_not_counted_by_flop_counter():
+    """torch 2.13 on CPU: the fused SDPA kernel is invisible to FlopCounterMode (documented)."""
+    n, d = 17, 16
+    blk = Block(d, 4).eval()
+    x = torch.randn(1, n, d)
+    raw = measure_flops(blk, x, math_sdpa=False)
+    assert raw == block_flops(n, d) - attention_core_flops(n, d)
+    assert measure_flops(blk, x, return_attn=True, math_sdpa=False) == block_flops(n, d)
+
+
+def test_measure_counts_whole_batch_and_stack():
+    t = Transformer(16, depth=2, heads=4, mlp_ratio=2.0).eval()
+    x = torch.randn(3, 9, 16)
+    assert measure_flops(t, x) == 3 * transformer_flops(9, 16, depth=2, mlp_ratio=2.0)
+    assert measure_flops(MLP(16, 8), x) == 3 * mlp_flops(9, 16, 8)
+
+
+def test_attention_cost_is_quadratic_in_tokens():
+    d = 16
+    # the core terms and the score memory grow exactly 4x when N doubles
+    for n in (8, 64, 512):
+        assert attention_core_flops(2 * n, d) == 4 * attention_core_flops(n, d)
+        assert attention_memory_bytes(2 * n, 4) == 4 * attention_memory_bytes(n, 4)
+    # total: ~2x while projections dominate (N << D), -> 4x once N >> D
+    assert attention_flops(2 * 4, 1024) / attention_flops(4, 1024) < 2.01
+    assert attention_flops(2 * 4096, 8) / attention_flops(4096, 8) > 3.99
+    # measured: the second difference f(2N) - 2 f(N) is the quadratic part only: 8·N²·D
+    attn = MultiHeadAttention(d, 4).eval()
+    f = {n: measure_flops(attn, torch.randn(1, n, d)) for n in (12, 24)}
+    assert f[24] - 2 * f[12] == 8 * 12 * 12 * d
+
+
+def test_cost_errors():
+    with pytest.raises(VtlibError, match="^tokens: expected a positive int"):
+        attention_flops(0, 8)
+    with pytest.raises(VtlibError, match="^dim: expected a positive int"):
+        attention_flops(4, 8.0)
+    with pytest.raises(VtlibError, match="^hidden_dim: expected a positive int"):
+        mlp_flops(4, 8, -1)
+    with pytest.raises(VtlibError, match="^mlp_ratio: expected a positive number"):
+        block_flops(4, 8, mlp_ratio=-1.0)
+    with pytest.raises(VtlibError, match="^heads: expected a positive int"):
+        attention_memory_bytes(4, 0)
+    with pytest.raises(VtlibError, match="^model: expected a torch.nn.Module"):
+        measure_flops(lambda x: x, torch.randn(1, 2, 3))
+
+
+@pytest.mark.parametrize("fn,ok,line", [
+    (lambda n, d: 8 * n * d * d + 4 * n * n * d, True, "check_attention_flops: correct"),
+    (attention_flops, True, "check_attention_flops: correct"),
+    (lambda n, d: 4 * n * d * d + 2 * n * n * d, False,
+     "check_attention_flops: not yet - count one multiply-add as 2 FLOPs"),
+    (lambda n, d: 8 * n * d * d, False, "check_attention_flops: not yet - include the scores "
+     "q k^T and the weighted sum a v (2·N²·D each)"),
+    (lambda n, d: 6 * n * d * d + 4 * n * n * d, False,
+     "check_attention_flops: not yet - include the output projection (2·N·D²)"),
+    (lambda n, d: n * d, False, "check_attention_flops: not yet - for tokens=16, dim=8 expected "
+     "16384, got 128; add up the four matrix products"),
+    (lambda n: n, False, "check_attention_flops: not yet - it raised TypeError; "
+     "it is called as fn(tokens, dim)"),
+])
+def test_check_attention_flops(fn, ok, line, capsys):
+    assert check_attention_flops(fn) is ok
+    assert capsys.readouterr().out == line + "\n"

@@ -1,0 +1,40 @@
+"""Structural checks of the committed notebooks (nbval itself re-runs them and compares outputs)."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from notebook_tools import NB_DIR, SRC_DIR, lint, parse_percent, source_cells
+
+NOTEBOOKS = sorted(NB_DIR.glob("*.ipynb"))
+README = (NB_DIR.parent / "README.md").read_text(encoding="utf-8")
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks found"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_structure(path):
+    assert lint(path) == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_matches_its_source(path):
+    """The .ipynb was built from notebooks/src/<name>.py and nobody edited one without the other."""
+    src = SRC_DIR / (path.stem + ".py")
+    assert src.exists(), f"missing source {src}"
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    assert source_cells(nb) == parse_percent(src.read_text(encoding="utf-8")), (
+        f"{path.name} differs from {src.name}: rebuild with python tests/notebook_tools.py build {src}")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_listed_in_readme_course_map(path):
+    assert f"notebooks/{path.name}" in README
+
+
+def test_readme_lists_no_missing_notebook():
+    for name in re.findall(r"notebooks/(\d\d_\w+\.ipynb)", README):
+        assert (NB_DIR / name).exists(), f"README links {name}, which does not exist"

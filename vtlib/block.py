@@ -1,0 +1,152 @@
+"""The pre-norm transformer block and a stack of them, with stochastic depth.
+
+    x = x + drop_path(attn(norm1(x), mask))
+    x = x + drop_path(mlp(norm2(x)))
+
+Tokens are (B, N, D) throughout. Stochastic depth (DropPath) drops a block's whole residual
+branch for some samples during training; in a stack its rate grows linearly with depth, from 0
+at the first block to ``drop_path_rate`` at the last (the rule of ViViT, DeiT and timm).
+Hugging Face's TimeSformer once gave every block the global rate instead (fixed by
+transformers PR #27875); :func:`drop_path_rates` is tested to be linear.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vtlib.attention import MultiHeadAttention, _check_dropout
+from vtlib.errors import bad_arg, check_positive_int, check_rank
+
+
+def mlp_hidden_dim(dim: int, mlp_ratio: float) -> int:
+    """Hidden width of a block's MLP: int(dim * mlp_ratio) (used by Block and vtlib.cost)."""
+    check_positive_int("dim", dim)
+    if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)) or mlp_ratio <= 0:
+        raise bad_arg("mlp_ratio", "a positive number (hidden width = dim * mlp_ratio)",
+                      repr(mlp_ratio), "pass e.g. mlp_ratio=4.0")
+    hidden = int(dim * mlp_ratio)
+    if hidden < 1:
+        raise bad_arg("mlp_ratio", f"dim * mlp_ratio >= 1 (dim={dim})", repr(mlp_ratio),
+                      "use a larger mlp_ratio")
+    return hidden
+
+
+def drop_path_rates(depth: int, drop_path_rate: float) -> list[float]:
+    """Per-block stochastic-depth rates: linear from 0 (first block) to drop_path_rate (last)."""
+    check_positive_int("depth", depth)
+    _check_dropout("drop_path_rate", drop_path_rate)
+    return torch.linspace(0.0, drop_path_rate, depth).tolist()
+
+
+class MLP(nn.Module):
+    """Linear(dim, hidden) -> GELU -> Dropout -> Linear(hidden, dim) -> Dropout on (..., dim)."""
+
+    def __init__(self, dim: int, hidden_dim: int, drop: float = 0.0) -> None:
+        super().__init__()
+        check_positive_int("dim", dim)
+        check_positive_int("hidden_dim", hidden_dim)
+        _check_dropout("drop", drop)
+        self.dim = dim
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.act = nn.GELU()
+        self.drop1 = nn.Dropout(drop)
+        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.drop2 = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.ndim < 1 or x.shape[-1] != self.dim:
+            got = f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+            raise bad_arg("x", f"a tensor whose last axis is dim={self.dim}", got,
+                          "pass tokens shaped (B, N, dim)")
+        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: in training, zero the whole input of a random fraction ``p`` of the
+    samples (axis 0) and scale the kept ones by 1 / (1 - p), so the expected value is unchanged.
+    Identity in eval mode or when p == 0. Used on a residual branch: ``x + drop_path(f(x))``.
+    """
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        _check_dropout("p", p)
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        shape = (x.shape[0],) + (1,) * (x.ndim - 1)                # one draw per sample
+        mask = x.new_empty(shape).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block on (B, N, D); see the module docstring.
+
+    forward(x, mask=None, return_attn=False) -> (B, N, D), or with ``return_attn=True``
+    ((B, N, D), attention weights (B, heads, N, N)). ``mask`` as in MultiHeadAttention.
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0,
+                 eps: float = 1e-6) -> None:
+        super().__init__()
+        check_positive_int("dim", dim)
+        check_positive_int("heads", heads)
+        _check_dropout("drop_path", drop_path)
+        self.dim = dim
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = MultiHeadAttention(dim, heads, qkv_bias=qkv_bias,
+                                       attn_drop=attn_drop, proj_drop=drop)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = MLP(dim, mlp_hidden_dim(dim, mlp_ratio), drop=drop)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                return_attn: bool = False):
+        check_rank("x", x, 3, "B N D")
+        if x.shape[-1] != self.dim:
+            raise bad_arg("x", f"last axis D={self.dim} (the block width)",
+                          f"shape {tuple(x.shape)}", "project the tokens to dim first, "
+                          "or build the block with dim=x.shape[-1]")
+        if return_attn:
+            a, weights = self.attn(self.norm1(x), mask=mask, return_attn=True)
+        else:
+            a = self.attn(self.norm1(x), mask=mask)
+        x = x + self.drop_path(a)
+        x = x + self.drop_path(self.mlp(self.norm2(x)))
+        return (x, weights) if return_attn else x
+
+
+class Transformer(nn.Module):
+    """``depth`` pre-norm Blocks on (B, N, D), stochastic depth rising linearly over depth.
+
+    No final LayerNorm: each model adds its own. forward(x, mask=None, return_attn=False)
+    -> (B, N, D), or ((B, N, D), [per-block attention maps (B, heads, N, N)]).
+    """
+
+    def __init__(self, dim: int, depth: int, heads: int, mlp_ratio: float = 4.0,
+                 qkv_bias: bool = True, drop_path_rate: float = 0.0, eps: float = 1e-6,
+                 drop: float = 0.0, attn_drop: float = 0.0) -> None:
+        super().__init__()
+        self.drop_path_rates = drop_path_rates(depth, drop_path_rate)
+        self.blocks = nn.ModuleList(
+            Block(dim, heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop,
+                  attn_drop=attn_drop, drop_path=rate, eps=eps)
+            for rate in self.drop_path_rates
+        )
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                return_attn: bool = False):
+        maps = []
+        for block in self.blocks:                                  # loop over layers, not tokens
+            if return_attn:
+                x, w = block(x, mask=mask, return_attn=True)
+                maps.append(w)
+            else:
+                x = block(x, mask=mask)
+        return (x, maps) if return_attn else x
