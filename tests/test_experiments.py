@@ -1,0 +1,32 @@
+"""The experiment plumbing: loaders, one tiny run, summaries and atomic CSV files."""
+import pytest
+import torch
+from torch import nn
+
+from vtlib.experiments.common import format_summary, loaders, read_csv, run, summarise, write_csv
+from vtlib.train import TrainConfig
+
+
+def test_loaders_adrenal_and_synthetic():
+    dl = loaders("adrenal", batch_size=8)
+    assert len(dl["train"].dataset) == 1188 and len(dl["test"].dataset) == 298
+    x, y = next(iter(dl["val"]))
+    assert x.shape == (8, 1, 28, 28, 28) and y.dtype == torch.int64
+    half = loaders("adrenal", train_fraction=0.25, seed=1)
+    assert len(half["train"].dataset) == 297 and len(half["val"].dataset) == 98
+    syn = loaders("direction", n_train=64, size=28)
+    assert len(syn["train"].dataset) == 64 and len(syn["val"].dataset) == 64
+
+
+def test_run_summarise_and_csv(tmp_path):
+    data = loaders("direction", n_train=64, size=28, batch_size=16)
+    build = lambda: nn.Sequential(nn.Flatten(), nn.Linear(28 ** 3, 2))  # noqa: E731
+    rows = run("linear", build, data, TrainConfig(epochs=1, progress=False), seeds=[0, 1])
+    assert [r["seed"] for r in rows] == [0, 1] and all(0 <= r["test_auc"] <= 1 for r in rows)
+    summary = summarise(rows)
+    assert summary[0]["n"] == 2 and "test_auc_mean" in summary[0]
+    assert "linear" in format_summary(summary)
+    path = write_csv(rows, tmp_path / "r.csv")
+    back = read_csv(path)
+    assert [float(r["test_auc"]) for r in back] == pytest.approx([r["test_auc"] for r in rows])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]

@@ -1,0 +1,142 @@
+"""Shared plumbing for the course's experiment commands (``python -m vtlib.experiments.<name>``).
+
+An experiment trains a few model configurations over several seeds with ``vtlib.train.fit``,
+selects each run's weights on the VALIDATION split, evaluates the TEST split once, and writes one
+CSV row per (config, seed) to ``results/``. Notebooks read those files and re-run a small live
+version. Every row records seed, epochs, device and the command that produced it.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import platform
+import sys
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from vtlib.train import TrainConfig, fit
+from vtlib.utils import count_parameters, get_device
+
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = REPO / "results"
+
+
+@lru_cache(maxsize=4)
+def _adrenal(size: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    from vtlib.data import load_split
+
+    return {s: load_split("adrenal", s, size=size) for s in ("train", "val", "test")}
+
+
+@lru_cache(maxsize=4)
+def _motion(task: str, n_train: int, size: int, frames: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    from vtlib.data import make_motion_videos
+
+    n_eval = max(n_train // 4, 64)
+    return {"train": make_motion_videos(n_train, task, frames, size, seed=0),
+            "val": make_motion_videos(n_eval, task, frames, size, seed=1),
+            "test": make_motion_videos(n_eval, task, frames, size, seed=2)}
+
+
+def loaders(dataset: str = "adrenal", size: int = 28, batch_size: int = 32, seed: int = 0,
+            n_train: int = 1024, frames: int | None = None, train_fraction: float = 1.0) -> dict[str, DataLoader]:
+    """In-memory train/val/test loaders for "adrenal" (MedMNIST) or "direction"/"shape" (synthetic).
+
+    ``train_fraction`` keeps a seeded random subset of the training clips (data-efficiency studies).
+    The train loader shuffles with a generator seeded by ``seed``; 0 workers (see README).
+    """
+    if dataset == "adrenal":
+        splits = _adrenal(size)
+    else:
+        splits = _motion(dataset, n_train, size, frames or size)
+    out = {}
+    for name, (x, y) in splits.items():
+        if name == "train" and train_fraction < 1.0:
+            g = torch.Generator().manual_seed(seed)
+            keep = torch.randperm(len(y), generator=g)[: max(2, int(round(train_fraction * len(y))))]
+            x, y = x[keep], y[keep]
+        out[name] = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=name == "train",
+                               generator=torch.Generator().manual_seed(seed), num_workers=0)
+    return out
+
+
+def run(name: str, build: Callable[[], nn.Module], data: dict[str, DataLoader], cfg: TrainConfig,
+        seeds: Iterable[int], extra: dict | None = None) -> list[dict]:
+    """Train ``build()`` once per seed; one result row per seed (test metrics of the val-selected model)."""
+    rows = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        model = build()
+        cfg_seed = TrainConfig(**{**cfg.__dict__, "seed": seed})
+        t0 = time.perf_counter()
+        result = fit(model, data["train"], data["val"], cfg_seed, test_loader=data["test"])
+        rows.append({
+            "config": name, "seed": seed, "epochs": cfg.epochs, "best_epoch": result.best_epoch,
+            "val_auc": round(result.best_val["auc"], 4), "test_auc": round(result.test["auc"], 4),
+            "test_acc": round(result.test["acc"], 4), "params": count_parameters(model),
+            "train_seconds": round(time.perf_counter() - t0, 1), "device": str(get_device(cfg.device)),
+            **(extra or {}),
+        })
+    return rows
+
+
+def summarise(rows: list[dict], keys: tuple[str, ...] = ("test_auc", "test_acc"), by: str = "config") -> list[dict]:
+    """Mean and sample standard deviation per config, in first-seen order."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r[by], []).append(r)
+    out = []
+    for name, rs in groups.items():
+        row = {by: name, "n": len(rs)}
+        for k in keys:
+            vals = [float(r[k]) for r in rs]
+            mean = sum(vals) / len(vals)
+            std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+            row[f"{k}_mean"], row[f"{k}_std"] = round(mean, 4), round(std, 4)
+        out.append(row)
+    return out
+
+
+def format_summary(summary: list[dict], keys: tuple[str, ...] = ("test_auc", "test_acc"), by: str = "config") -> str:
+    """Aligned text: config, n, and mean +- std per key."""
+    width = max(len(str(r[by])) for r in summary) + 2
+    lines = [f"{by:<{width}}{'n':>3}" + "".join(f"{k:>20}" for k in keys)]
+    for r in summary:
+        lines.append(f"{str(r[by]):<{width}}{r['n']:>3}"
+                     + "".join(f"{r[f'{k}_mean']:>12.3f} ± {r[f'{k}_std']:.3f}" for k in keys))
+    return "\n".join(lines)
+
+
+def provenance() -> dict:
+    """What produced a results file: command, torch version, platform, threads."""
+    return {"command": "python -m " + Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "",
+            "argv": " ".join(sys.argv[1:]), "torch": torch.__version__, "platform": platform.platform(),
+            "threads": torch.get_num_threads()}
+
+
+def write_csv(rows: list[dict], path: str | os.PathLike) -> Path:
+    """Write rows atomically (temp file + rename); columns are the union of the rows' keys."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+    return path
+
+
+def read_csv(path: str | os.PathLike) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
