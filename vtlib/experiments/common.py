@@ -116,7 +116,9 @@ def format_summary(summary: list[dict], keys: tuple[str, ...] = ("test_auc", "te
 
 def provenance() -> dict:
     """What produced a results file: command, torch version, platform, threads."""
-    return {"command": "python -m " + Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "",
+    main = sys.modules.get("__main__")
+    module = getattr(getattr(main, "__spec__", None), "name", None) or Path(sys.argv[0]).stem
+    return {"command": f"python -m {module}",
             "argv": " ".join(sys.argv[1:]), "torch": torch.__version__, "platform": platform.platform(),
             "threads": torch.get_num_threads()}
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from vtlib.block import Transformer
-from vtlib.errors import bad_arg, check_choice, check_positive_int
+from vtlib.errors import bad_arg, check_choice, check_positive_int, check_rank
 from vtlib.pooling import make_pool
 from vtlib.position import make_position
 from vtlib.tokens import FrameEmbed, TubeletEmbed
@@ -64,6 +64,7 @@ class ViViT(nn.Module):
 
     def features(self, x: Tensor, return_attn: bool = False):
         """Pooled clip features (B, D) [and per-block attention maps (B, heads, N, N)]."""
+        check_rank("x", x, 5, "B C T H W")
         if tuple(x.shape[2:]) != self.video_shape:
             raise bad_arg("x", f"clips shaped (B, C, {', '.join(map(str, self.video_shape))})",
                           f"shape {tuple(x.shape)}",

@@ -1,0 +1,419 @@
+"""Benchmark: vtlib models next to a peer implementation with the same weights, in the same run.
+
+    python -m vtlib.bench --model vivit                       # the course config on the CPU, 1 thread
+    python -m vtlib.bench --model vivit --preset course fine wide --out results/bench_vivit.csv
+    python -m vtlib.bench --model vivit --dim 96 --depth 6 --heads 6 --batch 8 --threads 2
+
+For every model entry and config it reports, for vtlib and for the reference (Hugging Face's
+``VivitForVideoClassification`` for ViViT Model 1), and as a ratio vtlib / reference:
+
+* **inference throughput**, clips/s: eval mode, ``torch.no_grad()``, one batch per step;
+* **training throughput**, clips/s: one step = forward, cross-entropy, backward, AdamW step;
+* **peak memory**, MiB above the memory held before the step (model, optimiser, input batch):
+  CUDA: ``torch.cuda.max_memory_allocated`` minus ``memory_allocated`` before. CPU: the growth of
+  the process's peak resident memory (the ``ru_maxrss`` high-water mark; on Linux read as VmHWM
+  and reset through ``/proc/self/clear_refs`` just before the step) during one inference pass and
+  one training step, after one warm-up step, in a fresh child process per model. The resting state
+  includes the model, the input batch and AdamW's state. CPU numbers include the allocator's
+  overhead: compare them with each other, not with a formula;
+* **FLOPs** per clip, counted by ``torch.utils.flop_counter`` (``vtlib.cost.measure_flops``, SDPA
+  run through its MATH backend so attention is counted on CPU): forward, and forward + backward.
+
+How the timings are taken: ``torch.set_num_threads(--threads)`` (default 1: the course machine is
+shared), the reference gets a copy of vtlib's weights (and its logits are checked against vtlib's),
+``--warmup`` untimed steps per model, then ``--repeats`` timed repeats of ``--iters`` steps each,
+alternating vtlib and reference (and their order) so that machine noise hits both alike. The
+reported throughput is the **median** over repeats. Ratios > 1 mean vtlib is faster (throughput)
+or needs more (memory, FLOPs). ``*_vtlib_faster_share`` is the share of repeats in which vtlib beat
+the reference it was paired with: about 0.5 means "no measurable difference".
+
+Adding a model: put an ``Entry`` in ``ENTRIES`` with ``build(cfg) -> nn.Module`` taking clips
+(B, C, T, H, W) to logits, and ``reference(model) -> nn.Module`` (same weights, same layout) or
+``None`` when there is no peer implementation (the reference columns stay empty).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from vtlib.cost import measure_flops
+from vtlib.errors import bad_arg, check_choice, check_positive_int
+from vtlib.tokens import token_grid
+from vtlib.utils import count_parameters
+
+MiB = 2**20
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One model size and batch. ``video_shape`` = (T, H, W); ``tubelet`` = (t, p, p)."""
+    video_shape: tuple[int, int, int] = (28, 28, 28)
+    tubelet: tuple[int, int, int] = (4, 7, 7)
+    dim: int = 64
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    num_classes: int = 2
+    in_channels: int = 1
+    batch: int = 16
+
+    def __post_init__(self):
+        for name in ("dim", "depth", "heads", "num_classes", "in_channels", "batch"):
+            check_positive_int(name, getattr(self, name))
+        token_grid(self.video_shape, self.tubelet)      # sizes must divide
+
+    @property
+    def tokens(self) -> int:
+        return math.prod(token_grid(self.video_shape, self.tubelet))
+
+
+PRESETS: dict[str, BenchConfig] = {
+    "course": BenchConfig(),                                             # notebook 05: 112 tokens
+    "fine": BenchConfig(tubelet=(2, 4, 4), batch=8),                     # 686 tokens: attention-bound
+    "wide": BenchConfig(dim=192, depth=6, heads=6),                      # 112 tokens, 3x wider, deeper
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A benchmarked model: ``build(cfg)`` -> vtlib model; ``reference(model)`` -> peer model with
+    the same weights taking the same clips (B, C, T, H, W), or None."""
+    build: Callable[[BenchConfig], nn.Module]
+    reference: Callable[[nn.Module], nn.Module] | None = None
+    reference_name: str = ""
+    description: str = ""
+
+
+def _build_vivit(cfg: BenchConfig) -> nn.Module:
+    from vtlib.models.vivit import ViViT
+
+    return ViViT(num_classes=cfg.num_classes, video_shape=cfg.video_shape, tubelet=cfg.tubelet, dim=cfg.dim,
+                 depth=cfg.depth, heads=cfg.heads, mlp_ratio=cfg.mlp_ratio, in_channels=cfg.in_channels)
+
+
+def _hf_vivit(model: nn.Module) -> nn.Module:
+    from vtlib.hf import HFVideoClassifier, vivit_to_hf
+
+    return HFVideoClassifier(vivit_to_hf(model, attn_implementation="sdpa"))
+
+
+ENTRIES: dict[str, Entry] = {
+    "vivit": Entry(_build_vivit, _hf_vivit, "transformers.VivitForVideoClassification (sdpa)",
+                   "ViViT Model 1: joint space-time attention"),
+}
+
+
+# ----------------------------------------------------------------------------------- measuring
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, train: bool) -> Callable[[], None]:
+    """One benchmark step: inference (eval, no_grad) or a training step (AdamW)."""
+    if not train:
+        model.eval()
+
+        def step() -> None:
+            with torch.no_grad():
+                model(x)
+        return step
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return step
+
+
+def time_steps(steps: dict[str, Callable[[], None]], batch: int, device: torch.device, warmup: int = 2,
+               repeats: int = 5, iters: int = 3) -> dict[str, list[float]]:
+    """Clips/s of each step function, per repeat: warm-up, then repeats alternating the models."""
+    check_positive_int("repeats", repeats)
+    check_positive_int("iters", iters)
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise bad_arg("warmup", "an int >= 0", repr(warmup), "pass e.g. warmup=2")
+    names = list(steps)
+    for name in names:
+        for _ in range(warmup):
+            steps[name]()
+    _sync(device)
+    out: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(repeats):
+        for name in (names if r % 2 == 0 else names[::-1]):  # alternate the order
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                steps[name]()
+            _sync(device)
+            out[name].append(iters * batch / (time.perf_counter() - t0))
+    return out
+
+
+def train_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    """FLOPs of forward + backward of cross-entropy (no optimiser), whole batch, MATH SDPA."""
+    counter = FlopCounterMode(display=False)
+    model.train()
+    with sdpa_kernel(SDPBackend.MATH), counter:
+        F.cross_entropy(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    return int(counter.get_total_flops())
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak resident memory (Linux: VmHWM, via /proc/self/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _rss_mib(field: str) -> float:
+    """Resident memory in MiB: "VmRSS" (now) or "VmHWM" (peak) on Linux; ru_maxrss elsewhere.
+
+    (On Linux ``ru_maxrss`` is not used: after fork + exec it also holds the parent's peak.)
+    """
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(field + ":")) / 1024
+    except (OSError, StopIteration):
+        import resource
+
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return kib / MiB if sys.platform == "darwin" else kib / 1024  # bytes on macOS, KiB on Linux
+
+
+def _trim() -> None:
+    """Return free heap memory to the OS (glibc ``malloc_trim``), so RSS reflects live memory."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _inputs(cfg: BenchConfig, device: torch.device, batch: int | None = None, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    b = cfg.batch if batch is None else batch
+    x = torch.randn(b, cfg.in_channels, *cfg.video_shape, generator=g)
+    y = torch.randint(cfg.num_classes, (b,), generator=g)
+    return x.to(device), y.to(device)
+
+
+def _models(entry: Entry, cfg: BenchConfig, device: torch.device, seed: int) -> dict[str, nn.Module]:
+    torch.manual_seed(seed)
+    model = entry.build(cfg).to(device)
+    models = {"vtlib": model}
+    if entry.reference is not None:
+        models["ref"] = entry.reference(model).to(device)
+    return models
+
+
+def peak_memory(name: str, cfg: BenchConfig, impl: str = "vtlib", device: str = "cpu", threads: int = 1,
+                seed: int = 0) -> dict[str, float]:
+    """Peak memory (MiB) above the resting state for one inference pass and one training step.
+
+    CPU: measured in a fresh child process (``python -c``), so one model's freed memory cannot
+    hide another's; the child knows only the entries defined in this module.
+    Returns {"infer_mib", "train_mib", "method"}.
+    """
+    check_choice("name", name, list(ENTRIES))
+    check_choice("impl", impl, ["vtlib", "ref"])
+    args = dict(name=name, cfg_dict=asdict(cfg), impl=impl, device=device, threads=threads, seed=seed)
+    if torch.device(device).type != "cpu":
+        return _peak_memory_here(**args)
+    code = ("import json, sys; from vtlib.bench import _peak_memory_here; "
+            "print(json.dumps(_peak_memory_here(**json.loads(sys.argv[1]))))")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # so the child imports this vtlib
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"peak_memory child process failed for {name}/{impl}:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _peak_memory_here(name: str, cfg_dict: dict, impl: str, device: str, threads: int, seed: int) -> dict:
+    torch.set_num_threads(threads)
+    cfg, dev = BenchConfig(**cfg_dict), torch.device(device)
+    model = _models(ENTRIES[name], cfg, dev, seed)[impl]
+    x, y = _inputs(cfg, dev)
+    out = {}
+    for phase in ("infer", "train"):
+        step = make_step(model, x, y, train=phase == "train")  # sets the mode
+        step()                     # warm-up: lazy init, kernel workspaces, AdamW state (kept: "resting")
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+            torch.cuda.reset_peak_memory_stats(dev)
+            base = torch.cuda.memory_allocated(dev)
+            step()
+            torch.cuda.synchronize(dev)
+            out[f"{phase}_mib"] = (torch.cuda.max_memory_allocated(dev) - base) / MiB
+            out["method"] = "torch.cuda.max_memory_allocated"
+        else:
+            _trim()                # hand freed heap pages back, or the next step reuses them unseen
+            if _reset_peak_rss():  # Linux: peak := current, then peak - current after the step
+                base = _rss_mib("VmRSS")
+                step()
+                out[f"{phase}_mib"] = max(0.0, _rss_mib("VmHWM") - base)
+                out["method"] = "peak RSS growth (VmHWM, reset via /proc/self/clear_refs)"
+            else:                  # elsewhere the peak cannot be reset: growth of ru_maxrss
+                base = _rss_mib("VmHWM")
+                step()
+                out[f"{phase}_mib"] = max(0.0, _rss_mib("VmHWM") - base)
+                out["method"] = "ru_maxrss growth (a lower bound)"
+    return out
+
+
+# ----------------------------------------------------------------------------------- the run
+def bench(names: Sequence[str] = ("vivit",), cfg: BenchConfig = BenchConfig(), device: str = "cpu",
+          threads: int = 1, warmup: int = 2, repeats: int = 5, iters: int = 3, memory: bool = True,
+          seed: int = 0, config_name: str = "custom") -> list[dict]:
+    """Benchmark each named entry at ``cfg``; one row per entry with vtlib, reference and ratio columns."""
+    if isinstance(names, str):
+        names = [names]
+    for n in names:
+        check_choice("names", n, list(ENTRIES))
+    if not isinstance(cfg, BenchConfig):
+        raise bad_arg("cfg", "a vtlib.bench.BenchConfig", type(cfg).__name__, "pass BenchConfig(...) or PRESETS[name]")
+    check_positive_int("threads", threads)
+    dev = torch.device(device)
+    torch.set_num_threads(threads)
+    rows = []
+    for name in names:
+        entry = ENTRIES[name]
+        models = _models(entry, cfg, dev, seed)
+        x, y = _inputs(cfg, dev)
+        x1, y1 = x[:1], y[:1]
+        row = {"model": name, "config": config_name, "video": "x".join(map(str, cfg.video_shape)),
+               "tubelet": "x".join(map(str, cfg.tubelet)), "tokens": cfg.tokens, "dim": cfg.dim,
+               "depth": cfg.depth, "heads": cfg.heads, "batch": cfg.batch, "device": str(dev),
+               "threads": threads, "warmup": warmup, "repeats": repeats, "iters": iters,
+               "reference": entry.reference_name}
+        with torch.no_grad():
+            logits = {k: m.eval()(x) for k, m in models.items()}
+        if "ref" in models:
+            row["logits_max_abs_diff"] = float((logits["vtlib"] - logits["ref"]).abs().max())
+        for k, m in models.items():
+            row[f"params_{k}"] = count_parameters(m)
+            row[f"gflops_fwd_per_clip_{k}"] = round(measure_flops(m.eval(), x1) / 1e9, 6)
+            row[f"gflops_train_per_clip_{k}"] = round(train_flops(m, x1, y1) / 1e9, 6)
+        for phase, train in (("infer", False), ("train", True)):
+            steps = {k: make_step(m, x, y, train) for k, m in models.items()}
+            speeds = time_steps(steps, cfg.batch, dev, warmup, repeats, iters)
+            for k, s in speeds.items():
+                row[f"{phase}_clips_s_{k}"] = round(statistics.median(s), 2)
+            if "ref" in speeds:    # paired repeats: robust to load that drifts during the run
+                wins = sum(a > b for a, b in zip(speeds["vtlib"], speeds["ref"]))
+                row[f"{phase}_vtlib_faster_share"] = round(wins / repeats, 3)
+        if memory:
+            for k in models:
+                mem = peak_memory(name, cfg, k, device, threads, seed)
+                row[f"peak_infer_mib_{k}"] = round(mem["infer_mib"], 1)
+                row[f"peak_train_mib_{k}"] = round(mem["train_mib"], 1)
+                row["memory_method"] = mem["method"]
+        if "ref" in models:
+            for metric in ("params", "gflops_fwd_per_clip", "gflops_train_per_clip", "infer_clips_s",
+                           "train_clips_s", "peak_infer_mib", "peak_train_mib"):
+                a, b = row.get(f"{metric}_vtlib"), row.get(f"{metric}_ref")
+                if a is not None and b:
+                    row[f"{metric}_ratio"] = round(a / b, 3)
+        rows.append(row)
+    return rows
+
+
+def format_rows(rows: list[dict]) -> str:
+    """Side-by-side text table per row: metric, vtlib, reference, vtlib / reference."""
+    lines = []
+    labels = [("params", "parameters"), ("gflops_fwd_per_clip", "GFLOPs forward / clip"),
+              ("gflops_train_per_clip", "GFLOPs fwd+bwd / clip"), ("infer_clips_s", "inference clips/s"),
+              ("train_clips_s", "training clips/s"), ("peak_infer_mib", "peak inference MiB"),
+              ("peak_train_mib", "peak training MiB")]
+    for r in rows:
+        lines.append(f"{r['model']} [{r['config']}]: video {r['video']}, tubelet {r['tubelet']} ({r['tokens']} tokens), "
+                     f"dim {r['dim']}, depth {r['depth']}, heads {r['heads']}, batch {r['batch']}")
+        lines.append(f"  {r['device']}, {r['threads']} thread(s), {r['warmup']} warm-up steps, median of "
+                     f"{r['repeats']} repeats x {r['iters']} steps; reference: {r['reference'] or 'none'}")
+        lines.append(f"  {'metric':<24}{'vtlib':>12}{'reference':>12}{'vtlib/ref':>11}")
+        for key, label in labels:
+            if f"{key}_vtlib" not in r:
+                continue
+            ref, ratio = r.get(f"{key}_ref", ""), r.get(f"{key}_ratio", "")
+            lines.append(f"  {label:<24}{r[f'{key}_vtlib']:>12}{ref:>12}{ratio:>11}")
+        if "train_vtlib_faster_share" in r:
+            lines.append(f"  vtlib faster in {r['infer_vtlib_faster_share']:.0%} (inference) and "
+                         f"{r['train_vtlib_faster_share']:.0%} (training) of the paired repeats")
+        if "logits_max_abs_diff" in r:
+            lines.append(f"  logits max |vtlib - reference| = {r['logits_max_abs_diff']:.2e}")
+        if "memory_method" in r:
+            lines.append(f"  memory: {r['memory_method']}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> list[dict]:
+    p = argparse.ArgumentParser(prog="python -m vtlib.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", nargs="+", default=["vivit"], help=f"entries: {sorted(ENTRIES)} or 'all'")
+    p.add_argument("--preset", nargs="+", default=["course"], help=f"configs: {sorted(PRESETS)}")
+    p.add_argument("--video", nargs=3, type=int, metavar=("T", "H", "W"))
+    p.add_argument("--tubelet", nargs=3, type=int, metavar=("t", "p", "q"))
+    for name in ("dim", "depth", "heads", "batch", "classes"):
+        p.add_argument(f"--{name}", type=int)
+    p.add_argument("--mlp-ratio", type=float)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--iters", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
+    p.add_argument("--out", help="write the rows to this CSV (e.g. results/bench_vivit.csv)")
+    a = p.parse_args(argv)
+    names = sorted(ENTRIES) if a.model == ["all"] else a.model
+    for n in names:
+        check_choice("--model", n, list(ENTRIES) + ["all"])
+    overrides = {k: v for k, v in dict(video_shape=tuple(a.video) if a.video else None,
+                                       tubelet=tuple(a.tubelet) if a.tubelet else None, dim=a.dim, depth=a.depth,
+                                       heads=a.heads, batch=a.batch, num_classes=a.classes,
+                                       mlp_ratio=a.mlp_ratio).items() if v is not None}
+    rows = []
+    for preset in a.preset:
+        check_choice("--preset", preset, list(PRESETS))
+        cfg = replace(PRESETS[preset], **overrides)
+        label = preset if not overrides else preset + "+" + ",".join(f"{k}={v}" for k, v in overrides.items())
+        new = bench(names, cfg, a.device, a.threads, a.warmup, a.repeats, a.iters, not a.no_memory, a.seed, label)
+        print(format_rows(new), flush=True)
+        rows += new
+    if a.out:
+        import transformers
+
+        from vtlib.experiments.common import provenance, write_csv
+
+        prov = provenance()
+        extra = {"torch": prov["torch"], "transformers": transformers.__version__, "platform": prov["platform"],
+                 "command": "python -m vtlib.bench " + " ".join(sys.argv[1:] if argv is None else argv)}
+        path = write_csv([{**r, **extra} for r in rows], a.out)
+        print(f"wrote {os.path.relpath(path)}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

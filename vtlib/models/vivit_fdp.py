@@ -1,0 +1,157 @@
+"""ViViT Model 4: factorised dot-product attention (Arnab et al., ICCV 2021, arXiv 2103.15691).
+
+Model 1 with one change inside every attention layer: the heads are split in two groups.
+
+    q, k, v = qkv(x)                     (B, heads, nt, S, d)   tokens (t h w), S = nh*nw
+    heads[:h/2]  spatial:  each token attends to the S tokens of its own token-frame
+    heads[h/2:]  temporal: each token attends to the nt tokens at its own spatial position
+    out = proj(concat(heads))            (B, N, D)
+
+Nothing else changes: the same qkv and proj weights, the same blocks, the same parameter count
+as Model 1 (without a CLS token, see below). Per layer and head the scores cost nt * S^2 entries
+(spatial heads) or S * nt^2 (temporal heads), i.e. O(S^2 + nt^2) per token instead of
+O((nt*S)^2) for the whole clip.
+
+The same computation written as *masked joint attention*: run Model 1's attention over all
+N = nt*S tokens, but give the spatial heads a same-frame mask and the temporal heads a
+same-position mask (:func:`factorised_head_mask`). The outputs are equal (tested); the masked form
+still computes all N^2 scores and throws most away, the reshaped form never builds them.
+
+No CLS token: a CLS token belongs to no frame and no spatial position, so neither group of heads
+would know where to put it. Pool with ``pool="mean"`` (default) or ``"attn"``.
+``Model 4 == ViViT(pool="mean")`` parameter for parameter: the state dicts have the same keys
+and shapes, and at the same seed both models start from the same weights.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange, repeat
+from torch import Tensor
+
+from vtlib.attention import MultiHeadAttention, attention_explicit
+from vtlib.errors import bad_arg, check_positive_int, check_rank
+from vtlib.models.vivit import ViViT
+
+
+def _frames_patches(grid) -> tuple[int, int]:
+    """(nt, S) from a token grid (nt, nh, nw) or (nt, S)."""
+    if not isinstance(grid, (tuple, list)) or len(grid) not in (2, 3):
+        raise bad_arg("grid", "a token grid (nt, nh, nw) or (nt, S)", repr(grid),
+                      "pass model.grid, e.g. (7, 4, 4)")
+    for v in grid:
+        check_positive_int("grid", v)
+    nt, *space = grid
+    return nt, space[0] if len(space) == 1 else space[0] * space[1]
+
+
+def factorised_masks(grid) -> tuple[Tensor, Tensor]:
+    """Bool (N, N) masks for tokens in (t h w) order, True = may attend:
+
+    ``same_frame[i, j]``: i and j lie in the same token-frame (spatial attention);
+    ``same_position[i, j]``: i and j lie at the same spatial position (temporal attention).
+    """
+    nt, S = _frames_patches(grid)
+    frame = repeat(torch.arange(nt), "t -> (t s)", s=S)             # token-frame index of token n
+    where = repeat(torch.arange(S), "s -> (t s)", t=nt)             # spatial index of token n
+    return frame[:, None] == frame[None, :], where[:, None] == where[None, :]
+
+
+def factorised_head_mask(grid, heads: int) -> Tensor:
+    """(heads, N, N) bool: same-frame mask for the first heads/2, same-position for the rest."""
+    check_positive_int("heads", heads)
+    if heads % 2:
+        raise bad_arg("heads", "an even number (half the heads attend in space, half in time)",
+                      heads, f"use heads={heads + 1}")
+    same_frame, same_position = factorised_masks(grid)
+    half = heads // 2
+    return torch.cat([repeat(same_frame, "i j -> h i j", h=half),
+                      repeat(same_position, "i j -> h i j", h=half)])
+
+
+class FactorisedDotProductAttention(MultiHeadAttention):
+    """Multi-head attention whose first heads/2 heads attend in space and the rest in time.
+
+    Same parameters as ``MultiHeadAttention(dim, heads)`` (``qkv``, ``proj``), so its state dict
+    loads into one and back. ``grid``: the token grid (nt, nh, nw) or (nt, S).
+    forward(x (B, nt*S, D)) -> (B, N, D); with ``return_attn=True`` also the weights laid out as
+    joint attention (B, heads, N, N), zero outside each head's mask.
+    """
+
+    def __init__(self, dim: int, heads: int, grid, qkv_bias: bool = True,
+                 attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
+        check_positive_int("heads", heads)
+        if heads % 2:
+            raise bad_arg("heads", "an even number (half the heads attend in space, half in time)",
+                          heads, f"use heads={heads + 1} (dim must stay divisible by heads)")
+        super().__init__(dim, heads, qkv_bias, attn_drop, proj_drop)
+        self.frames, self.patches = _frames_patches(grid)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None, return_attn: bool = False):
+        check_rank("x", x, 3, "B N D")
+        nt, S = self.frames, self.patches
+        if tuple(x.shape[1:]) != (nt * S, self.dim):
+            raise bad_arg("x", f"(B, nt*S={nt}*{S}, D={self.dim}) tokens in (t h w) order",
+                          f"shape {tuple(x.shape)}", "build the attention with the model's token grid")
+        if mask is not None:
+            raise bad_arg("mask", "None (the head split is the mask; see factorised_head_mask)",
+                          "a mask", "use MultiHeadAttention with factorised_head_mask(...) to add masks")
+        half, p = self.heads // 2, (self.attn_drop if self.training else 0.0)
+        q, k, v = rearrange(self.qkv(x), "b (t s) (three h e) -> three b h t s e",
+                            three=3, h=self.heads, t=nt)              # each (B, heads, nt, S, e)
+        space = [z[:, :half] for z in (q, k, v)]                      # attend over S (axis -2)
+        time = [rearrange(z[:, half:], "b h t s e -> b h s t e") for z in (q, k, v)]  # over nt
+        if return_attn:
+            out_s, w_s = attention_explicit(*space, dropout_p=p)      # w_s (B, h/2, nt, S, S)
+            out_t, w_t = attention_explicit(*time, dropout_p=p)       # w_t (B, h/2, S, nt, nt)
+        else:
+            out_s = F.scaled_dot_product_attention(*space, dropout_p=p)
+            out_t = F.scaled_dot_product_attention(*time, dropout_p=p)
+        out = torch.cat([out_s, rearrange(out_t, "b h s t e -> b h t s e")], dim=1)
+        out = self.proj_drop(self.proj(rearrange(out, "b h t s e -> b (t s) (h e)")))
+        if not return_attn:
+            return out
+        # Lay the weights out as (B, heads, N, N) joint attention: zero off the block pattern.
+        eye_t = torch.eye(nt, dtype=w_s.dtype, device=w_s.device)
+        eye_s = torch.eye(S, dtype=w_t.dtype, device=w_t.device)
+        full_s = torch.einsum("bhtij,tu->bhtiuj", w_s, eye_t)         # key frame u == query frame t
+        full_t = torch.einsum("bhstu,sr->bhtsur", w_t, eye_s)         # key place r == query place s
+        weights = torch.cat([rearrange(full_s, "b h t i u j -> b h (t i) (u j)"),
+                             rearrange(full_t, "b h t s u r -> b h (t s) (u r)")], dim=1)
+        return out, weights
+
+
+class ViViTFactorisedDotProduct(ViViT):
+    """ViViT Model 4 on clips (B, C, T, H, W) -> logits (B, num_classes); see the module docstring.
+
+    Arguments as ``ViViT`` (``heads`` must be even, ``pool`` "mean" or "attn"). Built as a ViViT
+    whose every ``block.attn`` is a :class:`FactorisedDotProductAttention` holding the same weights.
+    ``forward(x, return_attn=True)`` gives per-block (B, heads, N, N) maps like Model 1.
+    """
+
+    def __init__(self, num_classes: int = 2, video_shape: tuple[int, int, int] = (28, 28, 28),
+                 tubelet: tuple[int, int, int] = (4, 7, 7), dim: int = 64, depth: int = 4,
+                 heads: int = 4, mlp_ratio: float = 4.0, in_channels: int = 1,
+                 embed: str = "tubelet", position: str = "learned", pool: str = "mean",
+                 drop_path: float = 0.0, qkv_bias: bool = True, eps: float = 1e-6):
+        if pool == "cls":
+            raise bad_arg("pool", "'mean' or 'attn' (Model 4 has no CLS token: it is in no frame "
+                          "and at no spatial position)", repr(pool), "pass pool='mean'")
+        check_positive_int("heads", heads)
+        if heads % 2:
+            raise bad_arg("heads", "an even number (half the heads attend in space, half in time)",
+                          heads, f"use heads={heads + 1} (dim must stay divisible by heads)")
+        super().__init__(num_classes=num_classes, video_shape=video_shape, tubelet=tubelet, dim=dim,
+                         depth=depth, heads=heads, mlp_ratio=mlp_ratio, in_channels=in_channels,
+                         embed=embed, position=position, pool=pool, drop_path=drop_path,
+                         qkv_bias=qkv_bias, eps=eps)
+        self.heads = heads
+        for block in self.encoder.blocks:                             # layers, not tokens
+            fdp = FactorisedDotProductAttention(dim, heads, self.grid, qkv_bias)
+            fdp.load_state_dict(block.attn.state_dict())              # Model 1's weights, unchanged
+            block.attn = fdp
+
+    def attention_score_entries(self) -> int:
+        """Score entries per clip over all layers and heads: depth * h/2 * (nt*S^2 + S*nt^2)."""
+        nt, S = _frames_patches(self.grid)
+        return len(self.encoder.blocks) * (self.heads // 2) * (nt * S * S + S * nt * nt)
