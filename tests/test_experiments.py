@@ -3,7 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from vtlib.experiments.common import format_summary, loaders, read_csv, run, summarise, write_csv
+from vtlib.experiments.common import (format_summary, loaders, read_csv, run, summarise, write_csv,
+                                      write_results)
 from vtlib.train import TrainConfig
 
 
@@ -30,3 +31,13 @@ def test_run_summarise_and_csv(tmp_path):
     back = read_csv(path)
     assert [float(r["test_auc"]) for r in back] == pytest.approx([r["test_auc"] for r in rows])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]
+
+
+def test_write_results_stamps_provenance_and_summary(tmp_path):
+    rows = [{"config": "a", "seed": s, "test_auc": 0.5 + s / 10, "test_acc": 0.7} for s in range(3)]
+    write_results(rows, tmp_path / "x.csv", "python -m vtlib.experiments.x")
+    back = read_csv(tmp_path / "x.csv")
+    assert all(r["command"] == "python -m vtlib.experiments.x" for r in back)
+    summary = read_csv(tmp_path / "x_summary.csv")
+    assert summary[0]["n"] == "3" and float(summary[0]["test_auc_mean"]) == pytest.approx(0.6)
+    assert float(summary[0]["test_auc_std"]) == pytest.approx(0.1)

@@ -117,6 +117,15 @@ ENTRIES: dict[str, Entry] = {
 }
 
 
+def _register_videomae() -> None:
+    from vtlib.hf_videomae import bench_entry  # imported here: hf_videomae needs Entry from this module
+
+    ENTRIES["videomae"] = bench_entry()
+
+
+_register_videomae()
+
+
 # ----------------------------------------------------------------------------------- measuring
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":

@@ -139,6 +139,17 @@ def write_csv(rows: list[dict], path: str | os.PathLike) -> Path:
     return path
 
 
+def write_results(rows: list[dict], path: str | os.PathLike, command: str) -> Path:
+    """Stamp rows with provenance, write them and their mean/std summary (``<name>_summary.csv``)."""
+    prov = {**provenance(), "command": command}
+    path = write_csv([{**r, **prov} for r in rows], path)
+    summary = summarise(rows)
+    summary_path = write_csv(summary, path.with_name(path.stem + "_summary.csv"))
+    print(format_summary(summary))
+    print("wrote", path, "and", summary_path)
+    return path
+
+
 def read_csv(path: str | os.PathLike) -> list[dict]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))

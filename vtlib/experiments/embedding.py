@@ -33,8 +33,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from vtlib.data import augment
 from vtlib.errors import bad_arg, check_choice, check_positive_int
-from vtlib.experiments.common import (RESULTS, format_summary, loaders, provenance, run, summarise,
-                                      write_csv)
+from vtlib.experiments.common import RESULTS, loaders, run, write_results
 from vtlib.models.vivit import ViViT
 from vtlib.tokens import TubeletEmbed
 from vtlib.train import TrainConfig, TrainResult, fit
@@ -166,13 +165,7 @@ def main(argv=None) -> None:
         parser.error("--seeds needs at least one seed")
     torch.set_num_threads(1)
     rows, _ = sweep(args.seeds, args.epochs, args.pretrain_epochs, args.lr, tuple(args.rows))
-    prov = {**provenance(), "command": "python -m vtlib.experiments.embedding"}
-    rows = [{**r, **prov} for r in rows]
-    path = write_csv(rows, args.out)
-    summary = summarise(rows)
-    write_csv(summary, path.with_name(path.stem + "_summary.csv"))
-    print(format_summary(summary))
-    print("wrote", path, "and", path.with_name(path.stem + "_summary.csv"))
+    write_results(rows, args.out, "python -m vtlib.experiments.embedding")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import torch
 
 from vtlib.data import augment
 from vtlib.errors import check_choice
-from vtlib.experiments.common import RESULTS, format_summary, loaders, provenance, run, summarise, write_csv
+from vtlib.experiments.common import RESULTS, loaders, run, write_results
 from vtlib.models.vivit import ViViT
 from vtlib.train import TrainConfig
 
@@ -63,13 +63,7 @@ def main(argv=None) -> list[dict]:
                   f"(val AUC {r['val_auc']:.3f}, best epoch {r['best_epoch']}/{epochs}, {r['train_seconds']} s)",
                   flush=True)
         rows += res
-    prov = {**provenance(), "command": "python -m vtlib.experiments.vivit_model1"}
-    rows = [{**r, **prov} for r in rows]
-    path = write_csv(rows, args.out)
-    summary = summarise(rows)
-    write_csv(summary, path.with_name(path.stem + "_summary.csv"))
-    print(format_summary(summary))
-    print("wrote", path, "and", path.with_name(path.stem + "_summary.csv"))
+    write_results(rows, args.out, "python -m vtlib.experiments.vivit_model1")
     return rows
 
 

@@ -24,6 +24,18 @@ from vtlib.position import make_position
 from vtlib.tokens import FrameEmbed, TubeletEmbed
 
 
+def make_embed(embed: str, dim: int, tubelet: tuple[int, int, int], in_channels: int = 1) -> nn.Module:
+    """"tubelet": TubeletEmbed (t, p, p); "frame": FrameEmbed keeping every t-th frame, p x p patches."""
+    check_choice("embed", embed, ("tubelet", "frame"))
+    if embed == "tubelet":
+        return TubeletEmbed(dim, tubelet, in_channels)
+    t, p, q = tubelet
+    if p != q:
+        raise bad_arg("tubelet", "square patches (t, p, p) for embed='frame'", tubelet,
+                      "use the same patch size for height and width")
+    return FrameEmbed(dim, p, in_channels, frame_stride=t)
+
+
 class ViViT(nn.Module):
     """ViViT Model 1 on clips (B, C, T, H, W) -> logits (B, num_classes).
 
@@ -39,15 +51,7 @@ class ViViT(nn.Module):
                  qkv_bias: bool = True, eps: float = 1e-6):
         super().__init__()
         check_positive_int("num_classes", num_classes)
-        check_choice("embed", embed, ("tubelet", "frame"))
-        if embed == "tubelet":
-            self.embed = TubeletEmbed(dim, tubelet, in_channels)
-        else:
-            t, p, q = tubelet
-            if p != q:
-                raise bad_arg("tubelet", "square patches (t, p, p) for embed='frame'", tubelet,
-                              "use the same patch size for height and width")
-            self.embed = FrameEmbed(dim, p, in_channels, frame_stride=t)
+        self.embed = make_embed(embed, dim, tubelet, in_channels)
         self.video_shape = tuple(video_shape)
         self.grid = self.embed.grid(self.video_shape)
         self.pos = make_position(position, self.grid, dim)

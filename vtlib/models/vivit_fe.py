@@ -46,7 +46,7 @@ from vtlib.block import Transformer
 from vtlib.errors import bad_arg, check_choice, check_positive_int
 from vtlib.pooling import ClsToken
 from vtlib.position import LearnedPosition, make_position
-from vtlib.tokens import FrameEmbed, TubeletEmbed
+from vtlib.models.vivit import make_embed
 
 TEMPORAL_KINDS = ("transformer", "mean")
 FRAME_POOLS = ("cls", "mean")
@@ -69,7 +69,6 @@ class ViViTFactorisedEncoder(nn.Module):
                  eps: float = 1e-6):
         super().__init__()
         check_positive_int("num_classes", num_classes)
-        check_choice("embed", embed, ("tubelet", "frame"))
         check_choice("temporal", temporal, TEMPORAL_KINDS)
         check_choice("frame_pool", frame_pool, FRAME_POOLS)
         check_choice("temporal_position", temporal_position, ("learned", "none"))
@@ -81,14 +80,7 @@ class ViViTFactorisedEncoder(nn.Module):
             raise bad_arg("depth_temporal", "0 or None with temporal='mean' (the average-pool "
                           "baseline has no temporal transformer)", repr(depth_temporal),
                           "drop depth_temporal, or use temporal='transformer'")
-        if embed == "tubelet":
-            self.embed = TubeletEmbed(dim, tubelet, in_channels)
-        else:
-            t, p, q = tubelet
-            if p != q:
-                raise bad_arg("tubelet", "square patches (t, p, p) for embed='frame'", tubelet,
-                              "use the same patch size for height and width")
-            self.embed = FrameEmbed(dim, p, in_channels, frame_stride=t)
+        self.embed = make_embed(embed, dim, tubelet, in_channels)
         self.video_shape = tuple(video_shape)
         self.grid = self.embed.grid(self.video_shape)               # (nt, nh, nw)
         nt, nh, nw = self.grid
