@@ -6,6 +6,7 @@ Each notebook's source of truth is a percent-format script in ``notebooks/src/NN
 kernel in the CPU environment CI uses, so the stored outputs are the ones nbval compares.
 
     python tests/notebook_tools.py build notebooks/src/00_video_as_data.py
+    python tests/notebook_tools.py prose notebooks/src/00_video_as_data.py   # markdown edits only
     python tests/notebook_tools.py check            # structural lint of notebooks/*.ipynb
 
 ``tests/test_notebooks.py`` runs the lint and checks that every .ipynb matches its source.
@@ -101,6 +102,32 @@ def build(src: Path, timeout: int = 600) -> float:
     return seconds
 
 
+def prose(src: Path) -> int:
+    """Copy the markdown cells of ``src`` into its executed notebook without re-running it.
+
+    Refused (returns 1, writes nothing) unless the code cells and the cell order are unchanged:
+    stored outputs must always come from executing exactly the code in the source.
+    """
+    import nbformat
+
+    dest = NB_DIR / (src.stem + ".ipynb")
+    nb = nbformat.read(str(dest), as_version=4)
+    new = parse_percent(src.read_text(encoding="utf-8"))
+    old = source_cells(nb)
+    same_code = [(k, s) for k, s in new if k == "code"] == [(k, s) for k, s in old if k == "code"]
+    if len(new) != len(old) or [k for k, _ in new] != [k for k, _ in old] or not same_code:
+        print(f"{src.stem}: code cells or cell order changed; run `build` instead")
+        return 1
+    for cell, (kind, source) in zip(nb.cells, new):
+        if kind == "markdown":
+            cell["source"] = source
+    tmp = dest.with_suffix(".ipynb.tmp")
+    nbformat.write(nb, str(tmp))
+    tmp.replace(dest)
+    print(f"{src.stem}: markdown updated")
+    return 0
+
+
 def marker_of(source: str) -> str | None:
     for line in source.splitlines():
         s = line.strip()
@@ -153,7 +180,7 @@ def lint(path: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"build", "check"}:
+    if not argv or argv[0] not in {"build", "prose", "check"}:
         print(__doc__)
         return 2
     if argv[0] == "build":
@@ -162,6 +189,8 @@ def main(argv: list[str]) -> int:
             seconds = build(src)
             print(f"{src.stem}: executed in {seconds:.1f} s")
         return 0
+    if argv[0] == "prose":
+        return max(prose(Path(a)) for a in argv[1:]) if argv[1:] else 2
     bad = 0
     for path in sorted(NB_DIR.glob("*.ipynb")):
         for problem in lint(path):

@@ -91,3 +91,11 @@ def test_bad_arguments_are_refused():
     with pytest.raises(VtlibError, match="impl"):
         peak_memory("vivit", TINY, "keras")
     assert PRESETS["course"].tokens == 112 and PRESETS["fine"].tokens == 686
+
+
+@pytest.mark.parametrize("name", ["videomae", "timesformer"])
+def test_every_entry_runs_against_its_reference(name):
+    pytest.importorskip("transformers")
+    (row,) = bench(name, TINY, warmup=0, repeats=1, iters=1, memory=False)
+    assert row["model"] == name and row["logits_max_abs_diff"] < 1e-5
+    assert row["gflops_fwd_per_clip_ratio"] == pytest.approx(1.0, abs=0.05)

@@ -102,3 +102,14 @@ def test_cost_errors():
 def test_check_attention_flops(fn, ok, line, capsys):
     assert check_attention_flops(fn) is ok
     assert capsys.readouterr().out == line + "\n"
+
+
+def test_cpu_ms_per_clip_is_positive_and_checks_repeats():
+    from vtlib.cost import cpu_ms_per_clip
+    from vtlib.errors import VtlibError
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2)).train()
+    ms = cpu_ms_per_clip(model, torch.randn(4, 1, 4, 4, 4), repeats=2)
+    assert ms > 0 and not model.training                     # measured in eval mode
+    with pytest.raises(VtlibError, match="repeats"):
+        cpu_ms_per_clip(model, torch.randn(4, 1, 4, 4, 4), repeats=0)

@@ -41,3 +41,34 @@ def test_write_results_stamps_provenance_and_summary(tmp_path):
     summary = read_csv(tmp_path / "x_summary.csv")
     assert summary[0]["n"] == "3" and float(summary[0]["test_auc_mean"]) == pytest.approx(0.6)
     assert float(summary[0]["test_auc_std"]) == pytest.approx(0.1)
+
+
+def test_positions_experiment_builds_every_cell_and_merges_in_table_order(tmp_path):
+    from vtlib.experiments.positions import SETTINGS, _merge, build
+
+    for setting, s in SETTINGS.items():
+        for position in s["positions"]:
+            model = build(setting, position)
+            assert model(torch.zeros(1, 1, 28, 28, 28)).shape == (1, 2)
+    out = tmp_path / "p.csv"
+    write_csv([{"config": "adrenal/none", "seed": 0, "test_auc": 0.7}], out)
+    new = [{"config": "direction-frame/none", "seed": 1, "test_auc": 0.5}]
+    merged = _merge(new, str(out), {("direction-frame/none", "1")})
+    assert [r["config"] for r in merged] == ["direction-frame/none", "adrenal/none"]   # table order
+
+
+def test_timesformer_experiment_parts(monkeypatch):
+    from vtlib.experiments import timesformer as tsf
+
+    cost = tsf.cost_sweep(configs=("joint", "divided"), frames=(4,), sizes=(), verbose=False)
+    by = {r["config"]: r for r in cost}
+    assert by["joint"]["comparisons_per_patch"] == 4 * 16 + 1 and by["divided"]["comparisons_per_patch"] == 16 + 4 + 1
+    assert by["joint"]["tokens"] == by["divided"]["tokens"] == 1 + 4 * 16 and by["joint"]["mflops"] > 0
+    rows = tsf.train_sweep("direction", seeds=(0,), epochs=1, configs=("space",), n_train=64, verbose=False)
+    assert rows[0]["config"] == "space" and 0 <= rows[0]["test_auc"] <= 1 and rows[0]["clips_per_cpu_s"] > 0
+    (summary,) = tsf.summary_rows(rows)
+    assert summary["dataset"] == "direction" and summary["paper_ssv2"] == 36.6
+    monkeypatch.setitem(tsf.JOINT_PROBES, "tiny", (64, 2, 1e-3, {"dim": 12, "depth": 1, "heads": 2}, 1.0))
+    (probe,) = tsf.joint_probes(("tiny",), verbose=False)
+    assert probe["probe"] == "tiny" and len(probe["train_loss_per_epoch"].split()) == 2
+    assert 0 <= probe["test_auc"] <= 1 and probe["sincos_time_scale"] == 1.0

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from vtlib.errors import bad_arg, check_positive_int, check_rank
+from vtlib.errors import bad_arg, check_heads, check_positive_int, check_rank
 
 
 # --------------------------------------------------------------------------------------- checks
@@ -167,12 +167,7 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, dim: int, heads: int, qkv_bias: bool = True,
                  attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
         super().__init__()
-        check_positive_int("dim", dim)
-        check_positive_int("heads", heads)
-        if dim % heads != 0:
-            divisors = [h for h in range(1, dim + 1) if dim % h == 0]
-            raise bad_arg("heads", f"a divisor of dim={dim} (each head gets dim / heads features)",
-                          heads, f"choose heads from {divisors} or change dim")
+        check_heads(dim, heads)
         _check_dropout("attn_drop", attn_drop)
         _check_dropout("proj_drop", proj_drop)
         self.dim, self.heads, self.head_dim = dim, heads, dim // heads

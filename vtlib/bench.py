@@ -117,13 +117,16 @@ ENTRIES: dict[str, Entry] = {
 }
 
 
-def _register_videomae() -> None:
-    from vtlib.hf_videomae import bench_entry  # imported here: hf_videomae needs Entry from this module
+def _register() -> None:
+    # imported here: these modules need Entry from this one
+    from vtlib.hf_timesformer import bench_entry as timesformer_entry
+    from vtlib.hf_videomae import bench_entry as videomae_entry
 
-    ENTRIES["videomae"] = bench_entry()
+    ENTRIES["videomae"] = videomae_entry()
+    ENTRIES["timesformer"] = timesformer_entry()
 
 
-_register_videomae()
+_register()
 
 
 # ----------------------------------------------------------------------------------- measuring

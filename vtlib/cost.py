@@ -21,6 +21,9 @@ same on every device.
 """
 from __future__ import annotations
 
+import statistics
+import time
+
 import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -97,3 +100,21 @@ def measure_flops(model: nn.Module, *inputs, math_sdpa: bool = True, **forward_k
             with counter:
                 model(*inputs, **forward_kwargs)
     return int(counter.get_total_flops())
+
+
+@torch.no_grad()
+def cpu_ms_per_clip(model: nn.Module, x: torch.Tensor, repeats: int = 3) -> float:
+    """Median CPU milliseconds per clip of ``model(x)`` in eval mode (after one warm-up call).
+
+    Uses ``time.process_time`` (CPU seconds of this process, so other jobs on a shared machine barely
+    change it): run with ``torch.set_num_threads(1)`` so that it measures one core.
+    """
+    check_positive_int("repeats", repeats)
+    model.eval()
+    model(x)
+    times = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        model(x)
+        times.append(time.process_time() - t0)
+    return 1000 * statistics.median(times) / x.shape[0]

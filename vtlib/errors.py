@@ -54,3 +54,13 @@ def check_divisible(name: str, size: int, by: int, by_name: str) -> None:
                       f"choose {by_name} from the divisors of {size} "
                       f"({[d for d in range(1, size + 1) if size % d == 0]}) or resize/crop the input "
                       f"to a multiple of {by}; vtlib never drops voxels silently")
+
+
+def check_heads(dim: Any, heads: Any) -> None:
+    """``dim`` and ``heads`` positive ints, ``heads`` a divisor of ``dim`` (each head gets dim / heads)."""
+    check_positive_int("dim", dim)
+    check_positive_int("heads", heads)
+    if dim % heads != 0:
+        divisors = [h for h in range(1, dim + 1) if dim % h == 0]
+        raise bad_arg("heads", f"a divisor of dim={dim} (each head gets dim / heads features)",
+                      heads, f"choose heads from {divisors} or change dim")

@@ -20,7 +20,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from vtlib.errors import bad_arg, check_choice, check_positive_int, check_rank
+from vtlib.errors import bad_arg, check_choice, check_heads, check_positive_int, check_rank
 
 POOL_KINDS = ("cls", "mean", "attn")
 
@@ -111,11 +111,7 @@ class AttentionPool(nn.Module):
 
     def __init__(self, dim: int, heads: int = 1, init_std: float = 0.02):
         super().__init__()
-        check_positive_int("dim", dim)
-        check_positive_int("heads", heads)
-        if dim % heads:
-            raise bad_arg("heads", f"a divisor of dim={dim}", heads,
-                          f"choose heads from {[h for h in range(1, dim + 1) if dim % h == 0]}")
+        check_heads(dim, heads)
         self.dim, self.heads = dim, heads
         query = torch.zeros(heads, dim // heads)
         nn.init.trunc_normal_(query, std=init_std, a=-2 * init_std, b=2 * init_std)

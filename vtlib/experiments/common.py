@@ -153,3 +153,28 @@ def write_results(rows: list[dict], path: str | os.PathLike, command: str) -> Pa
 def read_csv(path: str | os.PathLike) -> list[dict]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def merge_rows(path: str | os.PathLike, new_rows: list[dict], key: str) -> list[dict]:
+    """Rows already in ``path`` whose ``key`` value is not among ``new_rows``', then ``new_rows``.
+
+    Lets one part of a sweep (say one dataset) be re-run without losing the others' rows.
+    """
+    path = Path(path)
+    if not path.exists():
+        return new_rows
+    fresh = {str(r[key]) for r in new_rows}
+    return [r for r in read_csv(path) if r.get(key) not in fresh] + new_rows
+
+
+def write_per_dataset(rows: list[dict], path: str | os.PathLike,
+                      summary_rows: Callable[[list[dict]], list[dict]]) -> None:
+    """Write ``rows`` and ``summary_rows(rows)`` (to ``<stem>_summary.csv``) and print one table per dataset."""
+    path = Path(path)
+    write_csv(rows, path)
+    summary = summary_rows(rows)
+    write_csv(summary, path.with_name(path.stem + "_summary.csv"))
+    for ds in dict.fromkeys(r["dataset"] for r in summary):
+        print(f"\n{ds}:")
+        print(format_summary([r for r in summary if r["dataset"] == ds], keys=("test_auc", "test_acc")))
+    print("wrote", path, "and", path.with_name(path.stem + "_summary.csv"))

@@ -34,16 +34,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from vtlib.cost import measure_flops
+from vtlib.cost import cpu_ms_per_clip, measure_flops
 from vtlib.data import augment
 from vtlib.errors import bad_arg, check_choice, check_positive_int
-from vtlib.experiments.common import RESULTS, format_summary, loaders, provenance, read_csv, run, summarise, write_csv
+from vtlib.experiments.common import (RESULTS, loaders, merge_rows, provenance, run, summarise, write_csv,
+                                      write_per_dataset)
 from vtlib.models.vivit import ViViT
 from vtlib.models.vivit_fdp import ViViTFactorisedDotProduct
 from vtlib.models.vivit_fe import ViViTFactorisedEncoder, vivit_avgpool
@@ -93,22 +93,6 @@ def attention_score_entries(model: nn.Module) -> int:
         return len(blocks) * blocks[0].attn.heads * model.num_tokens ** 2
     raise bad_arg("model", "a ViViT variant from vtlib.models", type(model).__name__, "build one with build()")
 
-
-@torch.no_grad()
-def cpu_ms_per_clip(model: nn.Module, x: torch.Tensor, repeats: int = 3) -> float:
-    """Median CPU milliseconds per clip of ``model(x)`` in eval mode (after one warm-up call).
-
-    Uses ``time.process_time``: run with ``torch.set_num_threads(1)`` so it measures one core.
-    """
-    check_positive_int("repeats", repeats)
-    model.eval()
-    model(x)
-    times = []
-    for _ in range(repeats):
-        t0 = time.process_time()
-        model(x)
-        times.append(time.process_time() - t0)
-    return 1000 * statistics.median(times) / x.shape[0]
 
 
 def cost_row(variant: str, frames: int, size: int = 28, batch: int = 4, repeats: int = 3, **kw) -> dict:
@@ -174,14 +158,6 @@ def summary_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
-def merge(path, new_rows: list[dict], key: str) -> list[dict]:
-    """Rows already in ``path`` whose ``key`` value is not in ``new_rows``, then ``new_rows``."""
-    if not path.exists():
-        return new_rows
-    fresh = {str(r[key]) for r in new_rows}
-    return [r for r in read_csv(path) if r.get(key) not in fresh] + new_rows
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=["all", "train", "cost"], default="all")
@@ -210,14 +186,7 @@ def main(argv=None) -> None:
             new += [{**r, "dim": args.dim, "depth": 4, "heads": 4, "tubelet": "4x7x7", **prov}
                     for r in train_sweep(ds, tuple(args.seeds), args.epochs, args.lr, tuple(args.variants),
                                          args.n_train, dim=args.dim)]
-        rows = merge(path, new, "dataset")
-        write_csv(rows, path)
-        summary = summary_rows(rows)
-        write_csv(summary, path.with_name(path.stem + "_summary.csv"))
-        for ds in dict.fromkeys(r["dataset"] for r in summary):
-            print(f"\n{ds}:")
-            print(format_summary([r for r in summary if r["dataset"] == ds], keys=("test_auc", "test_acc")))
-        print("wrote", path, "and", path.with_name(path.stem + "_summary.csv"))
+        write_per_dataset(merge_rows(path, new, "dataset"), path, summary_rows)
 
 
 if __name__ == "__main__":
