@@ -16,7 +16,7 @@
 #
 # **Prerequisites:** notebooks 01 (patches, per-frame embedding), 02 (separate space and time
 # positions), 03 (the CLS token), 04 (attention, blocks, cost) and 06 (factorised attention in ViViT).
-# **Time:** about 2 to 3 minutes on a 2-core CPU (most of it trains two small models).
+# **Time:** under a minute on a 2-core CPU (most of it trains two small models).
 # **Paper:** Bertasius, Wang & Torresani, *Is Space-Time Attention All You Need for Video
 # Understanding?*, ICML 2021, <https://arxiv.org/abs/2102.05095>.
 

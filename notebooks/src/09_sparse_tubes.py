@@ -16,7 +16,7 @@
 #
 # **Prerequisites:** notebooks 01 (tubelets), 02 (sin-cos position codes, `sincos_at`), 03 (attention
 # pooling) and 05 (ViViT Model 1).
-# **Time:** about 2 minutes on a 2-core CPU (most of it trains small models for a few epochs).
+# **Time:** about a minute on a 2-core CPU (most of it trains small models for a few epochs).
 # **Paper:** Piergiovanni, Kuo & Angelova, *Rethinking Video ViTs: Sparse Video Tubes for Joint Image
 # and Video Learning*, CVPR 2023, <https://arxiv.org/abs/2212.03229>.
 
