@@ -45,23 +45,15 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from vtlib.block import Block, mlp_hidden_dim
-from vtlib.errors import bad_arg, check_rank
+from vtlib.errors import bad_arg
+from vtlib.hf import _transformers
+from vtlib.hf import to_hf_video as _to_hf_view
 from vtlib.models.videomae import VideoMAE, VideoMAEClassifier, VideoMAEEncoder
 
 
-def _transformers():
-    try:
-        import transformers
-    except ImportError:  # pragma: no cover - transformers is a test dependency
-        raise bad_arg("transformers", "the transformers package (pinned 5.23.0)", "not installed",
-                      "pip install 'transformers==5.23.0' (or pip install -e '.[test]')") from None
-    return transformers
-
-
 def to_hf_video(x: Tensor) -> Tensor:
-    """vtlib clips (B, C, T, H, W) -> HF ``pixel_values`` (B, T, C, H, W), contiguous."""
-    check_rank("x", x, 5, "B C T H W")
-    return x.transpose(1, 2).contiguous()
+    """vtlib clips (B, C, T, H, W) -> HF ``pixel_values`` (B, T, C, H, W), contiguous (a copy)."""
+    return _to_hf_view(x).contiguous()
 
 
 # ----------------------------------------------------------------------------- configs
