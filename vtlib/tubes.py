@@ -38,9 +38,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from vtlib.errors import bad_arg, check_choice, check_float, check_positive_int, check_rank
+from vtlib.errors import bad_arg, check_choice, check_positive_int, check_rank
 from vtlib.position import sincos_at
-from vtlib.tokens import AXES, Triple, _triple, _video_thw
+from vtlib.tokens import AXES, Triple, _check_video, _triple, _video_thw
 
 TUBE_POSITIONS = ("none", "learned", "fixed-index", "fixed")
 
@@ -226,14 +226,6 @@ def tube_preset(size: int = 28, num_tubes: int = 4) -> tuple[Tube, ...]:
 
 
 # ----------------------------------------------------------------------------- modules
-def _check_clips(x: torch.Tensor, in_channels: int) -> None:
-    check_rank("x", x, 5, "B C T H W")
-    check_float("x", x)
-    if x.shape[1] != in_channels:
-        raise bad_arg("x", f"{in_channels} channel(s) on axis 1 of (B, C, T, H, W)", f"shape {tuple(x.shape)}",
-                      "for grayscale MedMNIST use C=1, or set in_channels to match")
-
-
 class TubeTokenizer(nn.Module):
     """Sparse tubes, each its own Conv3d(C, D, kernel, stride) on the clip cropped at its offset.
 
@@ -283,7 +275,7 @@ class TubeTokenizer(nn.Module):
         return torch.cat([tube_indices(video_shape, t) for _, t in self.active(video_shape)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_clips(x, self.in_channels)
+        _check_video(x, self.in_channels)
         out = []
         for i, t in self.active(x.shape):                   # one conv per tube shape
             tube_grid(x.shape, t)
