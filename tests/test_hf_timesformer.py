@@ -15,7 +15,8 @@ from transformers import TimesformerConfig, TimesformerForVideoClassification  #
 
 from vtlib.errors import VtlibError  # noqa: E402
 from vtlib.hf import to_hf_video  # noqa: E402
-from vtlib.hf_timesformer import (HFTimesformerClassifier, bench_entry, hf_timesformer_config,  # noqa: E402
+from vtlib.bench import timesformer_entry as bench_entry  # noqa: E402
+from vtlib.hf_timesformer import (HFTimesformerClassifier, hf_timesformer_config,  # noqa: E402
                                   timesformer_from_hf, timesformer_to_hf)
 from vtlib.models.timesformer import TimeSformer  # noqa: E402
 

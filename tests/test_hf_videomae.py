@@ -129,9 +129,9 @@ def test_config_and_errors():
 @torch.no_grad()
 def test_bench_entry_builds_matching_pair():
     from vtlib.bench import BenchConfig
-    from vtlib.hf_videomae import bench_entry
+    from vtlib.bench import ENTRIES
 
-    entry = bench_entry()
+    entry = ENTRIES["videomae"]
     cfg = BenchConfig(video_shape=(8, 16, 16), tubelet=(2, 4, 4), dim=16, depth=1, heads=2, batch=2)
     model = entry.build(cfg).eval()
     ref = entry.reference(model).eval()

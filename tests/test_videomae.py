@@ -9,8 +9,8 @@ from vtlib.attention import key_mask
 from vtlib.errors import VtlibError
 from vtlib.exercises import nb08
 from vtlib.masking import make_mask, masked, random_mask, visible
-from vtlib.models.videomae import (PretrainConfig, VideoMAE, VideoMAEClassifier, patch_targets,
-                                   pretrain)
+from vtlib.models.videomae import VideoMAE, VideoMAEClassifier, patch_targets
+from vtlib.pretrain import PretrainConfig, pretrain
 from vtlib.position import sincos_1d
 from vtlib.tokens import patchify, unpatchify
 

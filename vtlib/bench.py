@@ -117,16 +117,115 @@ ENTRIES: dict[str, Entry] = {
 }
 
 
-def _register() -> None:
-    # imported here: these modules need Entry from this one
-    from vtlib.hf_timesformer import bench_entry as timesformer_entry
-    from vtlib.hf_videomae import bench_entry as videomae_entry
+class EveryNthFrame(nn.Module):
+    """Keep frames offset, offset + n, ... (offset = n // 2) of (B, C, T, H, W), then run ``model``.
 
-    ENTRIES["videomae"] = videomae_entry()
-    ENTRIES["timesformer"] = timesformer_entry()
+    Lets a per-frame model take the benchmark's clips with the token count of a (n, p, p) tubelet.
+    """
+
+    def __init__(self, model: nn.Module, n: int):
+        super().__init__()
+        check_positive_int("n", n)
+        self.model, self.n = model, n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x[:, :, self.n // 2::self.n])
 
 
-_register()
+def timesformer_entry(attention: str = "divided") -> Entry:
+    """TimeSformer next to HF's ``TimesformerForVideoClassification``, same weights.
+
+    The bench config's tubelet (t, p, p) becomes every t-th frame cut into p x p patches, so the
+    token count equals the tubelet model's (course preset: 7 frames x 16 patches = 112 tokens).
+    """
+    from vtlib.hf_timesformer import HF_ATTENTION
+
+    if attention not in HF_ATTENTION:
+        raise bad_arg("attention", f"one of {list(HF_ATTENTION)}", repr(attention), "HF has only these three")
+
+    def build(cfg: BenchConfig) -> nn.Module:
+        from vtlib.models.timesformer import TimeSformer
+
+        t, p, q = cfg.tubelet
+        T, H, W = cfg.video_shape
+        if p != q:
+            raise bad_arg("cfg.tubelet", "square patches (t, p, p)", cfg.tubelet, "use e.g. (4, 7, 7)")
+        model = TimeSformer(num_classes=cfg.num_classes, video_shape=(len(range(t // 2, T, t)), H, W), patch=p,
+                            dim=cfg.dim, depth=cfg.depth, heads=cfg.heads, mlp_ratio=cfg.mlp_ratio,
+                            in_channels=cfg.in_channels, attention=attention)
+        return EveryNthFrame(model, t)
+
+    def reference(wrapped: EveryNthFrame) -> nn.Module:
+        from vtlib.hf_timesformer import HFTimesformerClassifier, timesformer_to_hf
+
+        return EveryNthFrame(HFTimesformerClassifier(timesformer_to_hf(wrapped.model)), wrapped.n)
+
+    return Entry(build, reference, f"transformers.TimesformerForVideoClassification ({HF_ATTENTION[attention]})",
+                 f"TimeSformer, {attention} attention")
+
+
+class HFVideoMAEClassifier(nn.Module):
+    """Wrap ``VideoMAEForVideoClassification`` so it takes vtlib clips: (B, C, T, H, W) -> logits (B, K)."""
+
+    def __init__(self, hf_model):
+        super().__init__()
+        from vtlib.hf_videomae import _check_hf
+
+        _check_hf(hf_model, "VideoMAEForVideoClassification")
+        self.hf = hf_model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from vtlib.hf_videomae import to_hf_video
+
+        return self.hf(pixel_values=to_hf_video(x)).logits
+
+
+def _build_videomae(cfg: BenchConfig) -> nn.Module:
+    from vtlib.models.videomae import VideoMAEClassifier
+
+    return VideoMAEClassifier(num_classes=cfg.num_classes, video_shape=cfg.video_shape, tubelet=cfg.tubelet,
+                              dim=cfg.dim, depth=cfg.depth, heads=cfg.heads, mlp_ratio=cfg.mlp_ratio,
+                              in_channels=cfg.in_channels)
+
+
+def _hf_videomae(model: nn.Module) -> nn.Module:
+    from vtlib.hf_videomae import classifier_to_hf
+
+    return HFVideoMAEClassifier(classifier_to_hf(model, attn_implementation="sdpa"))
+
+
+def _build_convvit(cfg: BenchConfig) -> nn.Module:
+    from vtlib.models.convvit import ConvViT
+
+    return ConvViT(num_classes=cfg.num_classes, video_shape=cfg.video_shape, in_channels=cfg.in_channels)
+
+
+def _cnn(kind: str, **kwargs) -> Callable[[BenchConfig], nn.Module]:
+    def build(cfg: BenchConfig) -> nn.Module:
+        from vtlib.models.cnn_temporal import FrameTemporalCNN, R2Plus1dCNN
+        from vtlib.models.resnet3d import ResNet3D
+
+        factory = {"resnet3d": ResNet3D, "frame_temporal": FrameTemporalCNN, "r2plus1d": R2Plus1dCNN}[kind]
+        return factory(num_classes=cfg.num_classes, in_channels=cfg.in_channels, **kwargs)
+    return build
+
+
+# The registry: a static table; every build and reference imports its model when first called, so
+# importing vtlib.bench loads neither the models nor transformers.
+ENTRIES.update({
+    "videomae": Entry(_build_videomae, _hf_videomae, "transformers.VideoMAEForVideoClassification (sdpa)",
+                      "VideoMAE classifier: encoder on all tokens, mean pooling + fc_norm"),
+    "timesformer": timesformer_entry(),
+    # the course recipe's ConvViT and the CNN chapter's models: no peer implementation, own columns only
+    "convvit": Entry(_build_convvit, description="the course recipe: 3D conv tokenizer + ViT"),
+    "resnet3d_small": Entry(_cnn("resnet3d", widths=(8, 16, 32, 64), blocks=(1, 1, 1, 1)),
+                            description="the lab's CNN yardstick: 3D ResNet, widths 8-64, 1 block per stage"),
+    **{f"resnet18_{conv}": Entry(_cnn("resnet3d", conv=conv), description=f"MedMNIST v2's ResNet-18 + {conv}")
+       for conv in ("3d", "2.5d", "acs")},
+    "frame_temporal": Entry(_cnn("frame_temporal"), description="per-frame 2D conv + temporal conv"),
+    "r2plus1d": Entry(_cnn("r2plus1d"), description="(2+1)D convolutions"),
+})
+
 
 
 # ----------------------------------------------------------------------------------- measuring

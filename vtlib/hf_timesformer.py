@@ -43,7 +43,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from vtlib.errors import bad_arg, check_float, check_positive_int
+from vtlib.errors import bad_arg, check_float
 from vtlib.hf import HFVideoClassifier, _mlp_ratio, _transformers, to_hf_video
 from vtlib.models.timesformer import TimeSformer
 
@@ -199,49 +199,3 @@ class HFTimesformerClassifier(HFVideoClassifier):
         if logits.shape[0] != x.shape[0]:                  # space_only: (B*T, K) -> mean over frames
             logits = logits.reshape(x.shape[0], -1, logits.shape[-1]).mean(dim=1)
         return logits
-
-
-# ----------------------------------------------------------------------------- benchmark entry
-class EveryNthFrame(nn.Module):
-    """Keep frames offset, offset + n, ... (offset = n // 2) of (B, C, T, H, W), then run ``model``.
-
-    Lets a per-frame model take the benchmark's clips with the token count of a (n, p, p) tubelet.
-    """
-
-    def __init__(self, model: nn.Module, n: int):
-        super().__init__()
-        check_positive_int("n", n)
-        self.model, self.n = model, n
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model(x[:, :, self.n // 2::self.n])
-
-
-def bench_entry(attention: str = "divided"):
-    """A ``vtlib.bench.Entry`` for TimeSformer next to HF's, same weights.
-
-    The bench config's tubelet (t, p, p) becomes every t-th frame cut into p x p patches, so the
-    token count equals the tubelet model's (course preset: 7 frames x 16 patches = 112 tokens).
-    Register it in vtlib/bench.py (so that the memory child processes know it too) with
-    ``ENTRIES["timesformer"] = bench_entry()``.
-    """
-    from vtlib.bench import Entry
-
-    if attention not in HF_ATTENTION:
-        raise bad_arg("attention", f"one of {list(HF_ATTENTION)}", repr(attention), "HF has only these three")
-
-    def build(cfg) -> nn.Module:
-        t, p, q = cfg.tubelet
-        T, H, W = cfg.video_shape
-        if p != q:
-            raise bad_arg("cfg.tubelet", "square patches (t, p, p)", cfg.tubelet, "use e.g. (4, 7, 7)")
-        model = TimeSformer(num_classes=cfg.num_classes, video_shape=(len(range(t // 2, T, t)), H, W), patch=p,
-                            dim=cfg.dim, depth=cfg.depth, heads=cfg.heads, mlp_ratio=cfg.mlp_ratio,
-                            in_channels=cfg.in_channels, attention=attention)
-        return EveryNthFrame(model, t)
-
-    def reference(wrapped: EveryNthFrame) -> nn.Module:
-        return EveryNthFrame(HFTimesformerClassifier(timesformer_to_hf(wrapped.model)), wrapped.n)
-
-    return Entry(build, reference, f"transformers.TimesformerForVideoClassification ({HF_ATTENTION[attention]})",
-                 f"TimeSformer, {attention} attention")

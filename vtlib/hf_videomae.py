@@ -276,39 +276,3 @@ def classifier_from_hf(hf_model) -> VideoMAEClassifier:
     _encoder_from_hf(hf_model.videomae, model.encoder)
     _copy(model.fc_norm, hf_model.fc_norm), _copy(model.head, hf_model.classifier)
     return model.eval()
-
-
-# ----------------------------------------------------------------------------- benchmark entry
-class HFVideoMAEClassifier(nn.Module):
-    """Wrap ``VideoMAEForVideoClassification`` so it takes vtlib clips: (B, C, T, H, W) -> logits (B, K)."""
-
-    def __init__(self, hf_model):
-        super().__init__()
-        _check_hf(hf_model, "VideoMAEForVideoClassification")
-        self.hf = hf_model
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.hf(pixel_values=to_hf_video(x)).logits
-
-
-def _bench_build(cfg) -> VideoMAEClassifier:
-    return VideoMAEClassifier(num_classes=cfg.num_classes, video_shape=cfg.video_shape, tubelet=cfg.tubelet,
-                              dim=cfg.dim, depth=cfg.depth, heads=cfg.heads, mlp_ratio=cfg.mlp_ratio,
-                              in_channels=cfg.in_channels)
-
-
-def _bench_reference(model: VideoMAEClassifier) -> nn.Module:
-    return HFVideoMAEClassifier(classifier_to_hf(model, attn_implementation="sdpa"))
-
-
-def bench_entry():
-    """The ``vtlib.bench`` entry for VideoMAE's fine-tuning model (mean pooling + fc_norm, no CLS),
-    against ``transformers.VideoMAEForVideoClassification`` with the same weights.
-
-    Register it in vtlib/bench.py with ``ENTRIES["videomae"] = bench_entry()`` (imported lazily:
-    ``from vtlib.hf_videomae import bench_entry``), then ``python -m vtlib.bench --model videomae``.
-    """
-    from vtlib.bench import Entry
-
-    return Entry(_bench_build, _bench_reference, "transformers.VideoMAEForVideoClassification (sdpa)",
-                 "VideoMAE classifier: encoder on all tokens, mean pooling + fc_norm")

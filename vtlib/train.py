@@ -46,6 +46,7 @@ from vtlib.metrics import TASKS, evaluate_scores
 from vtlib.utils import get_device, is_interactive, seed_everything
 
 SELECT_METRICS = ("auc", "acc", "loss")
+SCHEDULES = ("cosine", "multistep")
 NO_DECAY_NAMES = ("pos", "cls", "token")  # position embeddings, CLS / mask tokens
 
 
@@ -57,6 +58,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
     min_lr_ratio: float = 0.0           # final lr = lr * min_lr_ratio
+    schedule: str = "cosine"            # "cosine" (warm-up + cosine) | "multistep" (x0.1 at 50 % and 75 %)
     label_smoothing: float = 0.0
     mixup_alpha: float = 0.0            # 0 turns mixup off; ViViT uses 0.1-0.3
     grad_clip: float | None = 1.0       # max global grad norm; None turns clipping off
@@ -83,6 +85,7 @@ class TrainConfig:
             raise bad_arg("grad_clip", "a positive number or None", repr(clip), "e.g. grad_clip=1.0")
         check_choice("task", self.task, TASKS)
         check_choice("select_metric", self.select_metric, SELECT_METRICS)
+        check_choice("schedule", self.schedule, SCHEDULES)
         try:
             torch.device(self.device) if self.device is not None else None
         except (RuntimeError, TypeError):
@@ -154,6 +157,14 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_ste
         return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def multistep(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-step lr factor 1, then 0.1 from 50 % of ``total_steps``, 0.01 from 75 % (MedMNIST v2's
+    MultiStepLR at epochs 50 and 75 of 100, stepped per batch so it works for any epoch count)."""
+    check_positive_int("total_steps", total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.01 if step >= 0.75 * total_steps else 0.1 if step >= 0.5 * total_steps else 1.0)
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -294,8 +305,11 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, test_loade
     if steps_per_epoch == 0:
         raise bad_arg("train_loader", "at least one batch", "an empty loader", "check the dataset split")
     total = cfg.epochs * steps_per_epoch
-    scheduler = warmup_cosine(optimizer, min(total, round(cfg.warmup_epochs * steps_per_epoch)), total,
-                              cfg.min_lr_ratio)
+    if cfg.schedule == "multistep":
+        scheduler = multistep(optimizer, total)
+    else:
+        scheduler = warmup_cosine(optimizer, min(total, round(cfg.warmup_epochs * steps_per_epoch)), total,
+                                  cfg.min_lr_ratio)
     gens, aug_gen = _loader_generators(raw_train_loader), torch.Generator().manual_seed(cfg.seed + rank)
     for g in gens:
         g.manual_seed(cfg.seed)

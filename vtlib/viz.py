@@ -75,3 +75,39 @@ def frame_slider(clip: torch.Tensor):
         plt.show()
 
     return widgets.interact(view, t=widgets.IntSlider(0, 0, len(frames) - 1, 1, description="frame"))
+
+
+def forest_plot(rows, *, ax=None, reference: float | None = None, xlabel: str = "test AUC"):
+    """One horizontal interval line and a dot per row; returns the matplotlib Axes (call plt.show()).
+
+    ``rows``: (label, result) pairs, where result has ``low`` and ``high`` and either ``estimate``
+    (a ``vtlib.stats.Interval``) or ``diff`` (a ``PairedComparison``). ``reference`` draws a dashed
+    vertical line: 0 for differences, or a published AUC. The first row is drawn at the top;
+    ``ax.lines`` holds the row lines in order, then the reference line.
+    """
+    rows = list(rows)
+    if not rows:
+        raise bad_arg("rows", "a non-empty list of (label, interval) pairs", "an empty list",
+                      "pass e.g. [('ViViT', bootstrap_ci(y, s))]")
+    points = []
+    for i, row in enumerate(rows):
+        label, res = row
+        est = getattr(res, "estimate", getattr(res, "diff", None))
+        if est is None or not hasattr(res, "low") or not hasattr(res, "high"):
+            raise bad_arg(f"rows[{i}]", "(label, Interval or PairedComparison)", type(res).__name__,
+                          "pass results of vtlib.stats, e.g. bootstrap_ci(...) or delong(...)")
+        points.append((str(label), float(est), float(res.low), float(res.high)))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 0.45 * len(points) + 1.0))
+    ys = range(len(points))[::-1]  # first row on top
+    for y, (label, est, low, high) in zip(ys, points):
+        ax.plot([low, high], [y, y], color="C0", lw=2, solid_capstyle="butt")
+        ax.scatter([est], [y], color="C0", zorder=3, s=25)
+        ax.annotate(f"{est:.3f} [{low:.3f}, {high:.3f}]", (1.02, y), xycoords=("axes fraction", "data"),
+                    va="center", fontsize=8)
+    if reference is not None:
+        ax.axvline(reference, color="gray", ls="--", lw=1)
+    ax.set_yticks(list(ys), [p[0] for p in points])
+    ax.set_ylim(-0.7, len(points) - 0.3)
+    ax.set_xlabel(xlabel)
+    return ax

@@ -516,6 +516,9 @@ if summary is not None:
 #   picked epoch 1 because the validation AUC there (on only 98 clips) was 0.001 higher than at epoch 5,
 #   and that early model scored 0.68 on test. With 3 seeds this difference is not resolved.
 #
+# **With the test set's own noise counted** (notebook 13: approximate 95 % intervals of the paired difference; these sweeps kept per-seed AUCs, not per-clip scores): random tubelet minus uniform sampling +0.152 [+0.076, +0.229], resolved; random tubelet minus central-frame init
+# +0.054 [-0.056, +0.164], not resolved.
+#
 # **What it does not show.** That the paper is wrong: its result rests on an ImageNet ViT, a strong
 # model whose filters are worth keeping, and on videos whose frames change slowly. Neither holds here.
 # Our experiment shows that the choice interacts with the data: with a weak image model and thin

@@ -430,6 +430,8 @@ print("adrenal: the three codes within 0.05 of each other:", max(adrenal_aucs) -
 #   has the highest mean, but by less than the seed spread. Not shown.
 # - *On appearance-driven data the code matters little* (K400: 2.6 points in all): **consistent** with
 #   AdrenalMNIST3D, where no code is within noise of the others.
+# - **With the test set's own noise counted** (notebook 13: approximate 95 % intervals of the paired difference; these sweeps kept per-seed AUCs, not per-clip scores): space-only minus no code +0.023 [-0.050, +0.096], not resolved; space + time minus no code -0.010 [-0.087, +0.066], not resolved.
+#   Gaps of this size are below what 298 test clips can resolve.
 # - Not comparable: the paper trains an ImageNet-pre-trained ViT-B with divided attention on hundreds of
 #   thousands of videos and reports top-1 accuracy. We train a 0.12-0.15 M-parameter ViViT from scratch on
 #   1-4 thousand clips and report AUC.

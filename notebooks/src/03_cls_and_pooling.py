@@ -473,6 +473,8 @@ if summary is not None:
 #   standard deviation. Single runs range from 0.70 to 0.83, because the epoch chosen on 98
 #   validation clips varies from 1 to 7: that moves test AUC more than the read-out does. Linear probes
 #   on the frozen features tell the same story (0.77-0.80 for every read-out).
+# - **With the test set's own noise counted** (notebook 13: approximate 95 % intervals of the paired difference; these sweeps kept per-seed AUCs, not per-clip scores): attention pool minus CLS +0.013 [-0.134, +0.160], not resolved; the interval is wide enough to hide a
+#   real gap of 0.1 either way.
 # - **The CLS token is selective, the attention pool is not, in every seed.** The CLS query puts
 #   0.25 ± 0.03 of its last-block weight on gland tubelets (uniform: 0.138) and effectively reads
 #   91 ± 7 tokens; the attention pool puts 0.140 there and reads 111.96 of 112.

@@ -404,6 +404,8 @@ else:
 # (its Table 4), which later notebooks take up. The verdict above (test AUC ≥ 0.70) sits 0.05 below the
 # weakest of these six runs.
 #
+# **With the test set's own noise counted** (notebook 13: approximate 95 % intervals of the paired difference; these sweeps kept per-seed AUCs, not per-clip scores): 20 epochs minus 8 epochs +0.007 [-0.067, +0.081], not resolved.
+#
 # ### The trained model in Hugging Face
 #
 # Port the *trained* weights and let HF's implementation classify the test split: it must reproduce

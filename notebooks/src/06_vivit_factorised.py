@@ -496,6 +496,9 @@ show_table("direction")
 # | Model 1 is the slowest | at 28 frames Models 3 and 4 are slower on a CPU (579 and 648 vs 842 clips/CPU-s): small matrices, more reshapes; at 512 frames Model 1 is 2.6 to 5.8x slower than the others | **only for long clips** |
 # | the average-pool baseline is the least accurate | it ties with Model 1 and Model 3 | **no** |
 #
+# **With the test set's own noise counted** (notebook 13: approximate 95 % intervals of the paired difference; these sweeps kept per-seed AUCs, not per-clip scores): Model 2 minus Model 1 +0.048 [-0.035, +0.132] and Model 2
+# minus its average-pool baseline +0.051 [-0.017, +0.119]: neither is resolved.
+#
 # Three seeds cannot separate differences smaller than about 0.03 AUC: the gaps between Model 1,
 # Model 3 and the baseline are within noise, and Model 2's lead over Model 1 (0.048) is about two
 # standard errors. What survives is the structural part of Table 2 (parameters, FLOPs and how they

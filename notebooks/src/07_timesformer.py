@@ -399,8 +399,9 @@ if table and runs:
 #   0.754 ± 0.036 against 0.756 ± 0.046; on direction it behaves like divided with a zero `fc` (0 of 3).
 # - **On AdrenalMNIST3D all five schemes land within 0.034 AUC of each other** (0.722 to 0.756), well
 #   inside one seed-to-seed standard deviation (up to 0.046), with ACC at the majority level (0.77). Divided
-#   has the highest mean and local-global the lowest, the paper's order, but 3 seeds cannot separate them.
+#   has the highest mean and local-global the lowest, but 3 seeds cannot separate them.
 #   A volume's slices carry no motion, so, as on Kinetics, space-only attention loses nothing.
+# - **With the test set's own noise counted** (notebook 13: approximate 95 % intervals of the paired difference; these sweeps kept per-seed AUCs, not per-clip scores): divided minus space-only +0.027 [-0.069, +0.123], not resolved.
 # - **Cost at 8 frames:** divided has 40 % more parameters than joint (84k against 60k: the extra attention
 #   and `fc`) and, at only 129 tokens, slightly *more* FLOPs (22.3M against 21.3M per clip) and lower CPU
 #   throughput (1147 against 1560 clips per CPU-second): when N·T is small the extra projections cost more

@@ -438,6 +438,7 @@ if summary:
 #   the paper reports on Kinetics either. Our tubes read 9-13 % of tiny clips through 2×2 spatial grids;
 #   the paper's read about 10 % of 224² clips through 7×7 grids, and were trained jointly with ImageNet
 #   for 300k steps.
+# - **With the test set's own noise counted** (notebook 13: approximate 95 % intervals of the paired difference; these sweeps kept per-seed AUCs, not per-clip scores): TubeViT minus ViViT -0.046 [-0.125, +0.034] at 28³, not resolved; +0.050 [-0.050, +0.150] at 64³, not resolved.
 # - *Table 7a (position code): does not reproduce.* None 0.725 ± 0.022, learned 0.714 ± 0.023, sin-cos at
 #   grid indices (no stride or offset) 0.723 ± 0.011, sin-cos at tube centres 0.722 ± 0.017: all within
 #   one standard deviation of each other. The paper's 5-7 point gain for tube-centre codes needs a task

@@ -56,7 +56,8 @@ from vtlib.experiments.common import (RESULTS, format_summary, loaders, provenan
                                       write_csv)
 from vtlib.masking import actual_ratio, make_mask
 from vtlib.metrics import evaluate_scores
-from vtlib.models.videomae import PretrainConfig, VideoMAE, VideoMAEClassifier, load_pretrained, pretrain
+from vtlib.models.videomae import VideoMAE, VideoMAEClassifier
+from vtlib.pretrain import PretrainConfig, load_pretrained, pretrain
 from vtlib.train import TrainConfig, save_checkpoint
 from vtlib.utils import get_device
 
