@@ -68,6 +68,18 @@ def fetch_data() -> None:
     run(venv_python(), "-c", code)
 
 
+def lab_command(is_root: bool | None = None) -> list[str]:
+    """``jupyter lab notebooks``; as root (Docker, many cloud machines) JupyterLab refuses to start
+    unless told ``--allow-root``, so the flag is added there, and said."""
+    cmd = [str(venv_python()), "-m", "jupyter", "lab", "notebooks"]
+    if is_root is None:
+        is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    if is_root:
+        print("running as root: starting JupyterLab with --allow-root", flush=True)
+        cmd.append("--allow-root")
+    return cmd
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"lab", "test"}:
         print(__doc__)
@@ -77,7 +89,7 @@ def main(argv: list[str]) -> int:
     fetch_data()
     env = dict(os.environ, PYTHONHASHSEED="0")
     if mode == "lab":
-        run(venv_python(), "-m", "jupyter", "lab", "notebooks", env=env)
+        run(*lab_command(), env=env)
         return 0
     env.setdefault("VTLIB_NO_PROGRESS", "1")
     env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")

@@ -150,6 +150,7 @@ class FlipTTA(nn.Module):
 # ----------------------------------------------------------------------------- one run
 @dataclass(frozen=True)
 class Run:
+    """One training run: a config of ``CONFIGS`` on one dataset, clip size and seed."""
     config: str
     dataset: str = "adrenal"
     size: int = 28
@@ -196,8 +197,8 @@ def train_run(run: Run, ckpt_dir: Path | None = None, progress: bool | None = No
         ckpt = str(ckpt_dir / f"{run.id}.pt")
     tcfg = TrainConfig(epochs=cfg["epochs"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
                        warmup_epochs=cfg["warmup_epochs"], label_smoothing=cfg["label_smoothing"],
-                       mixup_alpha=cfg["mixup_alpha"], schedule=cfg["schedule"], task=info.task, seed=run.seed, progress=progress,
-                       checkpoint_path=ckpt, augment=_augmenter(cfg["augment"]))
+                       mixup_alpha=cfg["mixup_alpha"], schedule=cfg["schedule"], task=info.task, seed=run.seed,
+                       progress=progress, checkpoint_path=ckpt, augment=_augmenter(cfg["augment"]))
     t0 = time.perf_counter()
     result = fit(net, data["train"], data["val"], tcfg, test_loader=data["test"])
     train_s = sum(h["seconds"] for h in result.history)
@@ -285,7 +286,8 @@ def load_sweep(name: str, root: Path | None = None, runs: list[Run] | None = Non
     """The records of a sweep (all of them, or those of ``runs``), in file-name order."""
     folder = sweep_dir(name, root)
     if not folder.is_dir():
-        raise bad_arg("name", "a sweep folder in results/lab", str(folder), f"run: python -m vtlib.lab sweep --name {name}")
+        raise bad_arg("name", "a sweep folder in results/lab", str(folder),
+                      f"run: python -m vtlib.lab sweep --name {name} --configs ...")
     wanted = None if runs is None else {r.id for r in runs}
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))
             if wanted is None or p.stem in wanted]

@@ -21,7 +21,7 @@
 # **Prerequisites:** notebook 00 (clips as `(B, C, T, H, W)`, AUC next to the majority baseline) and
 # notebook 01 (a tubelet embedding is a `Conv3d`). Section 6 uses `vtlib.stats` (bootstrap intervals,
 # paired comparisons); notebook 13 (the ablation lab) builds it, and each result here is said in words.
-# **Time:** about 3 minutes to run on a 2-core CPU.
+# **Time:** about a minute to run on a 2-core CPU.
 # **Papers:** Karpathy et al., *Large-scale Video Classification with Convolutional Neural Networks*,
 # CVPR 2014, <https://cs.stanford.edu/people/karpathy/deepvideo/>; Tran et al., *A Closer Look at
 # Spatiotemporal Convolutions for Action Recognition* (R(2+1)D), CVPR 2018, <https://arxiv.org/abs/1711.11248>;

@@ -18,7 +18,7 @@
 #
 # **Prerequisites:** notebooks 05 (the training loop `fit`) and 06 (ViViT variants); the CNN chapter,
 # notebook 11, for the 3D ResNet.
-# **Time:** about 2 minutes on a 2-core CPU (one live sweep of two short runs); the long sweeps are
+# **Time:** about a minute on a 2-core CPU (one live sweep of two short runs); the long sweeps are
 # commands whose results this notebook reads.
 # **Papers:** Hanley & McNeil, *Radiology* 143:29, 1982; DeLong, DeLong & Clarke-Pearson, *Biometrics*
 # 44:837, 1988; Sun & Xu, *IEEE Signal Processing Letters* 21:1389, 2014 (fast DeLong); Hassani et al.,
@@ -192,7 +192,7 @@ print("paired is narrower:", bool(se_diff < np.hypot(se_a, se_b)))
 # |---|---|---|
 # | convolutional tokenizer (`vtlib.models.convvit`) | three 3×3×3 conv + BatchNorm + ReLU + max-pool stages turn 28³ into a 4×4×4 grid of 64 tokens | locality and translation equivariance for free (Hassani et al. 2021; Xiao et al. 2021) |
 # | attention pooling | a learned query reads the 64 output tokens | notebook 03 |
-# | 3D flips and in-plane 90° rotations | a mirrored adrenal gland is still a gland: 8× more distinct volumes per epoch | the label does not depend on orientation |
+# | 3D flips and in-plane 90° rotations | a mirrored or turned gland is still a gland: 16 orientations of each volume (8 in-plane × 2 along depth) | the label does not depend on orientation |
 # | label smoothing 0.1, stochastic depth 0.1, weight decay 0.05 | regularisers of ViViT's Table 4 | fewer over-confident fits to 1,188 volumes |
 # | warm-up + cosine over 30 epochs, AdamW | the training loop of notebook 05 | |
 # | flip test-time averaging | the logits of the 8 mirrored copies are averaged at evaluation | lowers the variance of each prediction; costs 8× inference only |
@@ -294,10 +294,11 @@ plt.show()
 # %% [markdown]
 # ## 8. Accuracy on an imbalanced set
 #
-# 23 % of the test clips are positive, so "always normal" scores ACC 0.77. At the default threshold of
-# 0.5, a model trained with label smoothing on such data rarely says "positive", and its ACC says little.
-# Choosing the threshold that maximises balanced accuracy on the *validation* split, then reporting
-# balanced accuracy on test, separates the models that detect positives from those that do not.
+# 23 % of the test clips are positive, so "always normal" already scores a high ACC (printed below), and
+# ACC at the default threshold of 0.5 rewards a model for leaning towards "normal". Balanced accuracy,
+# the mean of sensitivity and specificity, is 0.5 for any constant answer. Choosing the threshold that
+# maximises balanced accuracy on the *validation* split, then reporting balanced accuracy on test, asks
+# how well a model detects positives at an operating point picked without the test set.
 
 # %%
 r = rec_row
