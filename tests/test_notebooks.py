@@ -38,3 +38,10 @@ def test_listed_in_readme_course_map(path):
 def test_readme_lists_no_missing_notebook():
     for name in re.findall(r"notebooks/(\d\d_\w+\.ipynb)", README):
         assert (NB_DIR / name).exists(), f"README links {name}, which does not exist"
+
+
+def test_learner_files_do_not_cite_files_learners_do_not_have():
+    for path in [NB_DIR.parent / "README.md", *NOTEBOOKS, *sorted(SRC_DIR.glob("*.py"))]:
+        text = path.read_text(encoding="utf-8")
+        for needle in ("reference/papers.md", "reference/course-engineering.md", "../shared"):
+            assert needle not in text, f"{path.name} cites {needle}, which is not in the repository"

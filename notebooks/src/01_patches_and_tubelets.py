@@ -185,8 +185,8 @@ print("matches vtlib.tokens.linear_from_conv3d:",
 # A trap when porting weights: some libraries flatten a tubelet channels-*last*, `(t p1 p2 c)`. With
 # one channel the two orders coincide; with three (RGB) the `Linear` needs the conv weight permuted
 # first. And a `Conv3d` output flattened with `.view(B, -1, D)` instead of `.flatten(2).transpose(1, 2)`
-# scrambles channels and positions without any error: a bug found in a public PyTorch ViViT port
-# (`reference/papers.md`, section 2.2). The shapes look fine; only a check like the one above catches it.
+# scrambles channels and positions without any error: a bug found in a public PyTorch ViViT port.
+# The shapes look fine; only a check like the one above catches it.
 
 # %%
 rgb = torch.randn(2, 3, 8, 28, 28)

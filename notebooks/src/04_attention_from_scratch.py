@@ -430,7 +430,7 @@ print("matches vtlib.block.Block (train, drop_path=0.3, same seed):", torch.allc
 # - in training, about a fraction p of the clips skip a branch, and the average is unchanged;
 # - a block whose two output layers (`attn.proj`, `mlp.fc2`) are zero is exactly the identity. This is
 #   why new branches added to a pre-trained model are often zero-initialised: TimeSformer does it for its
-#   temporal branch, so training starts from the image model (reference/papers.md §7.4).
+#   temporal branch (its `temporal_fc`, notebook 07), so training starts from the image model.
 #
 # In a stack, the drop rate grows linearly with depth, from 0 at the first block to the chosen rate
 # at the last (ViViT, DeiT; `vtlib.block.drop_path_rates`).
