@@ -28,6 +28,7 @@ def test_convvit_casts_other_float_dtypes():
     ({}, torch.rand(2, 28, 28, 28), "x"),
     ({}, torch.rand(2, 1, 28, 28, 14), "x"),
     ({}, torch.rand(2, 3, 28, 28, 28), "x"),
+    ({}, torch.randint(0, 255, (2, 1, 28, 28, 28), dtype=torch.uint8), "x"),   # raw voxels, not scaled
     ({"stem": ()}, None, "stem"),
     ({"stem": (4, 4, 4, 4, 4)}, None, "video_shape"),
     ({"dim": 30, "heads": 4}, None, "dim|heads"),

@@ -19,14 +19,14 @@ Inputs in float16 / bfloat16 / float64 are cast to the parameters' dtype at the 
 """
 from __future__ import annotations
 
-import torch
 from einops import rearrange
 from torch import Tensor, nn
 
 from vtlib.block import Transformer
-from vtlib.errors import bad_arg, check_heads, check_positive_int, check_rank
+from vtlib.errors import bad_arg, check_heads, check_positive_int
 from vtlib.pooling import make_pool
 from vtlib.position import make_position
+from vtlib.tokens import _check_video
 
 
 def stem_grid(video_shape: tuple[int, int, int], stages: int) -> tuple[int, int, int]:
@@ -86,12 +86,12 @@ class ConvViT(nn.Module):
 
     def tokens(self, x: Tensor) -> Tensor:
         """(B, C, T, H, W) -> position-coded tokens (B, N, D)."""
-        check_rank("x", x, 5, "B C T H W")
-        if x.shape[1] != self.in_channels or tuple(x.shape[2:]) != self.video_shape:
+        _check_video(x, self.in_channels)          # rank, channels, and a float clip (not raw uint8 voxels)
+        if tuple(x.shape[2:]) != self.video_shape:
             raise bad_arg("x", f"clips shaped (B, {self.in_channels}, {', '.join(map(str, self.video_shape))})",
                           f"shape {tuple(x.shape)}", "resize with vtlib.data.resize, or build the model "
-                          "with video_shape=x.shape[2:] and in_channels=x.shape[1]")
-        x = x.to(self.head.weight.dtype) if torch.is_floating_point(x) else x.float()
+                          "with video_shape=x.shape[2:]")
+        x = x.to(self.head.weight.dtype)
         return self.pos(rearrange(self.stem(x), "b d t h w -> b (t h w) d"))
 
     def features(self, x: Tensor) -> Tensor:
