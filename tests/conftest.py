@@ -1,4 +1,9 @@
+import sys
+from pathlib import Path
+
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # for notebook_tools
 
 
 @pytest.fixture(scope="session")
@@ -7,9 +12,3 @@ def adrenal_path():
     from vtlib.data import ensure_file
 
     return ensure_file("adrenal", 28, download=False)
-
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))  # for notebook_tools

@@ -9,8 +9,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.testing import assert_close
 
-from vtlib.attention import (MultiHeadAttention, attention_explicit, causal_mask,
-                             fully_masked_rows, key_mask, load_torch_mha)
+from vtlib.attention import (
+    MultiHeadAttention,
+    attention_explicit,
+    causal_mask,
+    fully_masked_rows,
+    key_mask,
+    load_torch_mha,
+)
 from vtlib.errors import VtlibError
 from vtlib.exercises.nb04 import check_causal_mask, check_scaled_dot_product
 

@@ -4,8 +4,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vtlib.bench import (ENTRIES, PRESETS, BenchConfig, Entry, bench, format_rows, main, make_step, peak_memory,
-                         time_steps, train_flops)
+from vtlib.bench import (
+    ENTRIES,
+    PRESETS,
+    BenchConfig,
+    Entry,
+    bench,
+    format_rows,
+    main,
+    make_step,
+    peak_memory,
+    time_steps,
+    train_flops,
+)
 from vtlib.cost import measure_flops, transformer_flops
 from vtlib.errors import VtlibError
 

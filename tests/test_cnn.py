@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from vtlib.acs import ACSConv3d, acs_split, conv2d_to_25d, conv2d_to_3d, conv2d_to_acs
+from vtlib.acs import ACSConv3d, acs_split, conv2d_to_3d, conv2d_to_25d, conv2d_to_acs
 from vtlib.errors import VtlibError
 from vtlib.models.cnn_temporal import Conv2Plus1d, FrameTemporalCNN, R2Plus1dCNN, midplanes
 from vtlib.models.fusion import FUSIONS, FusionCNN

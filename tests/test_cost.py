@@ -6,8 +6,15 @@ import torch
 
 from vtlib.attention import MultiHeadAttention, causal_mask
 from vtlib.block import MLP, Block, Transformer
-from vtlib.cost import (attention_core_flops, attention_flops, attention_memory_bytes,
-                        block_flops, measure_flops, mlp_flops, transformer_flops)
+from vtlib.cost import (
+    attention_core_flops,
+    attention_flops,
+    attention_memory_bytes,
+    block_flops,
+    measure_flops,
+    mlp_flops,
+    transformer_flops,
+)
 from vtlib.errors import VtlibError
 from vtlib.exercises.nb04 import check_attention_flops
 

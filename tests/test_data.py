@@ -3,9 +3,22 @@ import numpy as np
 import pytest
 import torch
 
-from vtlib.data import (DataFileError, MedMNISTVideo, augment, data_root, dataset_info, from_frames,
-                        load_arrays, load_split, make_loaders, resize, sample_frames, to_frames,
-                        to_video, train_stats)
+from vtlib.data import (
+    DataFileError,
+    MedMNISTVideo,
+    augment,
+    data_root,
+    dataset_info,
+    from_frames,
+    load_arrays,
+    load_split,
+    make_loaders,
+    resize,
+    sample_frames,
+    to_frames,
+    to_video,
+    train_stats,
+)
 from vtlib.errors import VtlibError
 
 

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vtlib.data import DataFileError, download_file, ensure_file, md5sum
-from vtlib.data import medmnist3d
+from vtlib.data import DataFileError, download_file, ensure_file, md5sum, medmnist3d
 
 MD5 = "bbd3c5a5576322bc4cdfea780653b1ce"  # medmnist.INFO["adrenalmnist3d"]["MD5"]
 

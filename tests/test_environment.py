@@ -1,7 +1,8 @@
 """environment.yml pins the same versions as pyproject.toml, so conda and pip users match."""
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 

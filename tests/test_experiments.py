@@ -3,8 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from vtlib.experiments.common import (format_summary, loaders, read_csv, run, summarise, write_csv,
-                                      write_results)
+from vtlib.experiments.common import format_summary, loaders, read_csv, run, summarise, write_csv, write_results
 from vtlib.train import TrainConfig
 
 

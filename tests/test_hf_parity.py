@@ -155,7 +155,8 @@ def test_hf_config_is_local_and_matches():
     assert hf_vivit_config(model, num_labels=7).num_labels == 7
 
 
-@pytest.mark.parametrize("kwargs,part", [(dict(pool="mean"), "model.pool"), (dict(position="sincos3d", dim=48), "model.pos"),
+@pytest.mark.parametrize("kwargs,part", [(dict(pool="mean"), "model.pool"),
+                                         (dict(position="sincos3d", dim=48), "model.pos"),
                                          (dict(embed="frame"), "model.embed")])
 def test_unportable_models_are_refused(kwargs, part):
     with pytest.raises(VtlibError, match=part):

@@ -13,11 +13,10 @@ from torch.testing import assert_close
 pytest.importorskip("transformers")
 from transformers import TimesformerConfig, TimesformerForVideoClassification  # noqa: E402
 
+from vtlib.bench import timesformer_entry as bench_entry  # noqa: E402
 from vtlib.errors import VtlibError  # noqa: E402
 from vtlib.hf import to_hf_video  # noqa: E402
-from vtlib.bench import timesformer_entry as bench_entry  # noqa: E402
-from vtlib.hf_timesformer import (HFTimesformerClassifier, hf_timesformer_config,  # noqa: E402
-                                  timesformer_from_hf, timesformer_to_hf)
+from vtlib.hf_timesformer import HFTimesformerClassifier, hf_timesformer_config, timesformer_from_hf, timesformer_to_hf  # noqa: E402
 from vtlib.models.timesformer import TimeSformer  # noqa: E402
 
 # (frames, size, patch, dim, depth, heads, classes, mlp_ratio, qkv_bias, channels, attention)

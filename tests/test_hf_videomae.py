@@ -6,8 +6,16 @@ from torch.testing import assert_close
 transformers = pytest.importorskip("transformers")
 
 from vtlib.errors import VtlibError  # noqa: E402
-from vtlib.hf_videomae import (classifier_from_hf, classifier_to_hf, encoder_from_hf, encoder_to_hf,  # noqa: E402
-                               to_hf_video, videomae_config, videomae_from_hf, videomae_to_hf)
+from vtlib.hf_videomae import (  # noqa: E402
+    classifier_from_hf,
+    classifier_to_hf,
+    encoder_from_hf,
+    encoder_to_hf,
+    to_hf_video,
+    videomae_config,
+    videomae_from_hf,
+    videomae_to_hf,
+)
 from vtlib.masking import make_mask  # noqa: E402
 from vtlib.models.videomae import VideoMAE, VideoMAEClassifier  # noqa: E402
 
@@ -128,8 +136,7 @@ def test_config_and_errors():
 
 @torch.no_grad()
 def test_bench_entry_builds_matching_pair():
-    from vtlib.bench import BenchConfig
-    from vtlib.bench import ENTRIES
+    from vtlib.bench import ENTRIES, BenchConfig
 
     entry = ENTRIES["videomae"]
     cfg = BenchConfig(video_shape=(8, 16, 16), tubelet=(2, 4, 4), dim=16, depth=1, heads=2, batch=2)

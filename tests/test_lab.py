@@ -201,7 +201,8 @@ def test_notebook_prose_quotes_the_revisit_intervals():
         assert quoted in src and quoted in nb, f"notebook {row['notebook']}: {row['a']} vs {row['b']} {quoted}"
         after = src.split(quoted, 1)[1][:160]
         if row["resolved"]:
-            assert after.lstrip(", ").startswith("resolved"), f"notebook {row['notebook']}: {quoted} should say resolved"
+            assert after.lstrip(", ").startswith("resolved"), \
+                f"notebook {row['notebook']}: {quoted} should say resolved"
         else:
             assert "not resolved" in after or "neither is resolved" in after, \
                 f"notebook {row['notebook']}: {quoted} should say not resolved"

@@ -6,8 +6,20 @@ import torch
 from einops import rearrange
 
 from vtlib.errors import VtlibError
-from vtlib.masking import (MASK_KINDS, actual_ratio, check_mask, frame_mask, make_mask, mask_table, mask_to_video,
-                           masked, num_masked, random_mask, tube_mask, visible)
+from vtlib.masking import (
+    MASK_KINDS,
+    actual_ratio,
+    check_mask,
+    frame_mask,
+    make_mask,
+    mask_table,
+    mask_to_video,
+    masked,
+    num_masked,
+    random_mask,
+    tube_mask,
+    visible,
+)
 
 
 def gen(seed=0):

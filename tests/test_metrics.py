@@ -1,8 +1,8 @@
 """vtlib.metrics agrees numerically with medmnist's official Evaluator."""
 import numpy as np
 import pytest
-
 from medmnist.evaluator import Evaluator, getACC, getAUC
+
 from vtlib.data import data_root, load_arrays
 from vtlib.errors import VtlibError
 from vtlib.metrics import acc_score, auc_score, evaluate_scores, majority_baseline

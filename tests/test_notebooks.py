@@ -1,10 +1,8 @@
 """Structural checks of the committed notebooks (nbval itself re-runs them and compares outputs)."""
 import json
 import re
-from pathlib import Path
 
 import pytest
-
 from notebook_tools import NB_DIR, SRC_DIR, lint, parse_percent, source_cells
 
 NOTEBOOKS = sorted(NB_DIR.glob("*.ipynb"))
@@ -27,7 +25,7 @@ def test_matches_its_source(path):
     assert src.exists(), f"missing source {src}"
     nb = json.loads(path.read_text(encoding="utf-8"))
     assert source_cells(nb) == parse_percent(src.read_text(encoding="utf-8")), (
-        f"{path.name} differs from {src.name}: rebuild with python tests/notebook_tools.py build {src}")
+        f"{path.name} differs from {src.name}: rebuild with python tools/notebook_tools.py build {src}")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -8,8 +8,17 @@ from torch.testing import assert_close
 
 from vtlib.errors import VtlibError
 from vtlib.exercises import nb02
-from vtlib.position import (FixedPosition, LearnedPosition, NoPosition, SpaceTimePosition, make_position,
-                            resize_time, sincos_1d, sincos_3d, sincos_at)
+from vtlib.position import (
+    FixedPosition,
+    LearnedPosition,
+    NoPosition,
+    SpaceTimePosition,
+    make_position,
+    resize_time,
+    sincos_1d,
+    sincos_3d,
+    sincos_at,
+)
 
 
 def independent_sincos(n, d):

@@ -4,7 +4,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from scipy.stats import bootstrap as scipy_bootstrap, norm, t as student_t
+from scipy.stats import bootstrap as scipy_bootstrap
+from scipy.stats import norm
+from scipy.stats import t as student_t
 from sklearn.metrics import roc_auc_score
 
 from vtlib import stats

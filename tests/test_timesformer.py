@@ -9,8 +9,17 @@ from torch.testing import assert_close
 
 from vtlib.attention import MultiHeadAttention
 from vtlib.errors import VtlibError
-from vtlib.models.timesformer import (ATTENTIONS, GROUPINGS, SCHEMES, FactorisedBlock, TimeSformer, attention_masks,
-                                      group, group_ids, ungroup)
+from vtlib.models.timesformer import (
+    ATTENTIONS,
+    GROUPINGS,
+    SCHEMES,
+    FactorisedBlock,
+    TimeSformer,
+    attention_masks,
+    group,
+    group_ids,
+    ungroup,
+)
 
 GRID = (4, 4, 4)                        # T=4 frames of 4 x 4 patches (28 x 28, patch 7)
 VIDEO = (4, 28, 28)

@@ -8,8 +8,18 @@ from torch.testing import assert_close
 
 from vtlib.errors import VtlibError
 from vtlib.exercises import nb01
-from vtlib.tokens import (FrameEmbed, TubeletEmbed, central_frame_2d, inflate_2d, linear_from_conv3d, patchify,
-                          token_grid, token_table, unpatchify, valid_grid)
+from vtlib.tokens import (
+    FrameEmbed,
+    TubeletEmbed,
+    central_frame_2d,
+    inflate_2d,
+    linear_from_conv3d,
+    patchify,
+    token_grid,
+    token_table,
+    unpatchify,
+    valid_grid,
+)
 
 
 def video(b=2, c=1, t=8, h=12, w=12, seed=0):

@@ -15,11 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-import vtlib.train as train
-from vtlib.errors import VtlibError
 from vtlib.block import DropPath
-from vtlib.train import (TrainConfig, evaluate, fit, load_checkpoint, mixup,
-                         param_groups, save_checkpoint, warmup_cosine)
+from vtlib.errors import VtlibError
+from vtlib.train import TrainConfig, evaluate, fit, load_checkpoint, mixup, param_groups, save_checkpoint, warmup_cosine
 
 REPO = Path(__file__).resolve().parents[1]
 

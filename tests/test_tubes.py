@@ -7,8 +7,20 @@ import torch.nn.functional as F
 
 from vtlib.errors import VtlibError
 from vtlib.position import sincos_at
-from vtlib.tubes import (PAPER_TUBES, PAPER_VIDEO, Tube, TubePosition, TubeTokenizer, rescale_tubes,
-                         tube_centres, tube_coverage, tube_grid, tube_indices, tube_preset, tube_table)
+from vtlib.tubes import (
+    PAPER_TUBES,
+    PAPER_VIDEO,
+    Tube,
+    TubePosition,
+    TubeTokenizer,
+    rescale_tubes,
+    tube_centres,
+    tube_coverage,
+    tube_grid,
+    tube_indices,
+    tube_preset,
+    tube_table,
+)
 
 
 def test_paper_token_count_is_539_not_559():

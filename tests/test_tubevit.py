@@ -5,8 +5,15 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from vtlib.cost import measure_flops
 from vtlib.errors import VtlibError
-from vtlib.experiments.tubevit import (JointLoader, build_gated, build_image, build_tubevit, build_vivit, slice_loaders,
-                                      summary_rows)
+from vtlib.experiments.tubevit import (
+    JointLoader,
+    build_gated,
+    build_image,
+    build_tubevit,
+    build_vivit,
+    slice_loaders,
+    summary_rows,
+)
 from vtlib.models.tubevit import CrossAttention, GatedTubeViT, TubeViT
 from vtlib.tubes import Tube, tube_preset
 

@@ -10,8 +10,8 @@ from vtlib.errors import VtlibError
 from vtlib.exercises import nb08
 from vtlib.masking import make_mask, masked, random_mask, visible
 from vtlib.models.videomae import VideoMAE, VideoMAEClassifier, patch_targets
-from vtlib.pretrain import PretrainConfig, pretrain
 from vtlib.position import sincos_1d
+from vtlib.pretrain import PretrainConfig, pretrain
 from vtlib.tokens import patchify, unpatchify
 
 SMALL = dict(video_shape=(8, 16, 16), tubelet=(2, 4, 4), dim=24, depth=2, heads=3)   # grid (4, 4, 4), N = 64

@@ -8,8 +8,12 @@ from vtlib.block import Block
 from vtlib.cost import measure_flops
 from vtlib.errors import VtlibError
 from vtlib.models.vivit import ViViT
-from vtlib.models.vivit_fdp import (FactorisedDotProductAttention, ViViTFactorisedDotProduct,
-                                    factorised_head_mask, factorised_masks)
+from vtlib.models.vivit_fdp import (
+    FactorisedDotProductAttention,
+    ViViTFactorisedDotProduct,
+    factorised_head_mask,
+    factorised_masks,
+)
 from vtlib.models.vivit_fe import ViViTFactorisedEncoder, vivit_avgpool
 from vtlib.models.vivit_fsa import FactorisedSelfAttentionBlock, ViViTFactorisedSelfAttention
 from vtlib.utils import count_parameters

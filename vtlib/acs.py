@@ -43,7 +43,7 @@ from einops import repeat
 from torch import Tensor, nn
 
 from vtlib.errors import bad_arg, check_choice, check_positive_int
-from vtlib.tokens import _check_video
+from vtlib.shapes import check_video
 
 PLANES = ("axial", "coronal", "sagittal")
 
@@ -127,7 +127,7 @@ class ACSConv3d(nn.Module):
         return w
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_video(x, self.in_channels)
+        check_video(x, self.in_channels)
         k, s, p = self.kernel_size, self.stride, self.padding
         if min(x.shape[2:]) + 2 * p < k:
             raise bad_arg("x", f"every size of (D, H, W) + 2 * padding >= kernel_size={k}",

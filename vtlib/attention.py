@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from vtlib.errors import bad_arg, check_heads, check_positive_int, check_rank
+from vtlib.errors import bad_arg, check_dropout, check_heads, check_positive_int, check_rank
 
 
 # --------------------------------------------------------------------------------------- checks
@@ -79,11 +79,6 @@ def _check_mask(mask: torch.Tensor, target: tuple[int, ...], name: str = "mask")
                       "padding (see vtlib.attention.key_mask)")
 
 
-def _check_dropout(name: str, p: float) -> None:
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
-        raise bad_arg(name, "a probability in [0, 1)", repr(p), f"pass e.g. {name}=0.0 or 0.1")
-
-
 # ------------------------------------------------------------------------------------ masks
 def causal_mask(n: int, device: torch.device | str | None = None) -> torch.Tensor:
     """(n, n) bool mask, True where key j <= query i: each token sees itself and the past."""
@@ -130,7 +125,7 @@ def attention_explicit(
     ``dropout_p`` is applied unconditionally, like SDPA; pass 0.0 at evaluation.
     """
     score_shape = _check_qkv(q, k, v)
-    _check_dropout("dropout_p", dropout_p)
+    check_dropout("dropout_p", dropout_p)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
 
     scores = (q @ k.transpose(-2, -1)) * scale                    # (..., Nq, Nk)
@@ -168,8 +163,8 @@ class MultiHeadAttention(nn.Module):
                  attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
         super().__init__()
         check_heads(dim, heads)
-        _check_dropout("attn_drop", attn_drop)
-        _check_dropout("proj_drop", proj_drop)
+        check_dropout("attn_drop", attn_drop)
+        check_dropout("proj_drop", proj_drop)
         self.dim, self.heads, self.head_dim = dim, heads, dim // heads
         self.attn_drop = float(attn_drop)
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)

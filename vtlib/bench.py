@@ -460,7 +460,8 @@ def format_rows(rows: list[dict]) -> str:
               ("train_clips_s", "training clips/s"), ("peak_infer_mib", "peak inference MiB"),
               ("peak_train_mib", "peak training MiB")]
     for r in rows:
-        lines.append(f"{r['model']} [{r['config']}]: video {r['video']}, tubelet {r['tubelet']} ({r['tokens']} tokens), "
+        lines.append(f"{r['model']} [{r['config']}]: video {r['video']}, tubelet {r['tubelet']} "
+                     f"({r['tokens']} tokens), "
                      f"dim {r['dim']}, depth {r['depth']}, heads {r['heads']}, batch {r['batch']}")
         lines.append(f"  {r['device']}, {r['threads']} thread(s), {r['warmup']} warm-up steps, median of "
                      f"{r['repeats']} repeats x {r['iters']} steps; reference: {r['reference'] or 'none'}")

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vtlib.attention import MultiHeadAttention, _check_dropout
-from vtlib.errors import bad_arg, check_positive_int, check_rank
+from vtlib.attention import MultiHeadAttention
+from vtlib.errors import bad_arg, check_dropout, check_positive_int, check_rank
 
 
 def mlp_hidden_dim(dim: int, mlp_ratio: float) -> int:
@@ -34,7 +34,7 @@ def mlp_hidden_dim(dim: int, mlp_ratio: float) -> int:
 def drop_path_rates(depth: int, drop_path_rate: float) -> list[float]:
     """Per-block stochastic-depth rates: linear from 0 (first block) to drop_path_rate (last)."""
     check_positive_int("depth", depth)
-    _check_dropout("drop_path_rate", drop_path_rate)
+    check_dropout("drop_path_rate", drop_path_rate)
     return torch.linspace(0.0, drop_path_rate, depth).tolist()
 
 
@@ -45,7 +45,7 @@ class MLP(nn.Module):
         super().__init__()
         check_positive_int("dim", dim)
         check_positive_int("hidden_dim", hidden_dim)
-        _check_dropout("drop", drop)
+        check_dropout("drop", drop)
         self.dim = dim
         self.fc1 = nn.Linear(dim, hidden_dim)
         self.act = nn.GELU()
@@ -69,7 +69,7 @@ class DropPath(nn.Module):
 
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()
-        _check_dropout("p", p)
+        check_dropout("p", p)
         self.p = float(p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,7 +97,7 @@ class Block(nn.Module):
         super().__init__()
         check_positive_int("dim", dim)
         check_positive_int("heads", heads)
-        _check_dropout("drop_path", drop_path)
+        check_dropout("drop_path", drop_path)
         self.dim = dim
         self.norm1 = nn.LayerNorm(dim, eps=eps)
         self.attn = MultiHeadAttention(dim, heads, qkv_bias=qkv_bias,

@@ -48,6 +48,12 @@ def check_float(name: str, x: Any) -> None:
                       f"convert with {name}.float() (uint8 volumes: use vtlib.data.to_video first)")
 
 
+def check_dropout(name: str, p: Any) -> None:
+    """A dropout (or drop-path) probability in [0, 1)."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+        raise bad_arg(name, "a probability in [0, 1)", repr(p), f"pass e.g. {name}=0.0 or 0.1")
+
+
 def check_divisible(name: str, size: int, by: int, by_name: str) -> None:
     if size % by != 0:
         raise bad_arg(name, f"a size divisible by {by_name}={by}", size,

@@ -25,7 +25,7 @@ import torch
 from einops import repeat
 
 from vtlib.errors import bad_arg, check_choice, check_positive_int, check_rank
-from vtlib.tokens import Triple, _triple
+from vtlib.shapes import Triple, triple
 
 MASK_KINDS = ("tube", "random", "frame")
 
@@ -55,7 +55,7 @@ def num_masked(kind: str, grid, ratio: float) -> int:
     tube: int(ratio * nh*nw) * nt;  random: int(ratio * N);  frame: int(ratio * nt) * nh*nw.
     """
     check_choice("kind", kind, MASK_KINDS)
-    units, per_unit = _units(kind, _triple("grid", grid))
+    units, per_unit = _units(kind, triple("grid", grid))
     return int(_check_ratio(ratio) * units) * per_unit
 
 
@@ -69,7 +69,7 @@ def _choose(batch: int, units: int, k: int, generator, device) -> torch.Tensor:
 
 def _prepare(batch: int, grid, ratio: float, generator, kind: str) -> tuple[Triple, int]:
     check_positive_int("batch", batch)
-    grid = _triple("grid", grid)
+    grid = triple("grid", grid)
     ratio = _check_ratio(ratio)
     _check_generator(generator)
     units, per_unit = _units(kind, grid)
@@ -170,8 +170,8 @@ def masked(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def mask_to_video(mask: torch.Tensor, grid, tubelet) -> torch.Tensor:
     """(B, N) token mask -> (B, 1, T, H, W) float voxel mask (1 = masked), for pictures."""
     check_rank("mask", mask, 2, "B N")
-    nt, nh, nw = _triple("grid", grid)
-    t, p1, p2 = _triple("tubelet", tubelet)
+    nt, nh, nw = triple("grid", grid)
+    t, p1, p2 = triple("tubelet", tubelet)
     if mask.shape[1] != nt * nh * nw:
         raise bad_arg("mask", f"{nt * nh * nw} columns for grid {(nt, nh, nw)}", f"shape {tuple(mask.shape)}",
                       "pass the grid the mask was drawn on")
@@ -181,4 +181,4 @@ def mask_to_video(mask: torch.Tensor, grid, tubelet) -> torch.Tensor:
 
 def actual_ratio(kind: str, grid, ratio: float) -> float:
     """Share of tokens really masked after the floor rule."""
-    return num_masked(kind, grid, ratio) / math.prod(_triple("grid", grid))
+    return num_masked(kind, grid, ratio) / math.prod(triple("grid", grid))

@@ -30,7 +30,7 @@ from einops import rearrange, repeat
 from torch import nn
 
 from vtlib.errors import bad_arg, check_choice, check_positive_int, check_rank
-from vtlib.tokens import _triple
+from vtlib.shapes import triple
 
 POSITION_KINDS = ("none", "learned", "sincos1d", "sincos3d", "space", "spacetime")
 
@@ -65,7 +65,7 @@ def sincos_3d(grid, dim: int, temperature: float = 10000.0) -> torch.Tensor:
 
     Channels [0, D/3) code t, [D/3, 2D/3) code h, [2D/3, D) code w, each with ``sincos_1d(., D/3)``.
     """
-    nt, nh, nw = _triple("grid", grid)
+    nt, nh, nw = triple("grid", grid)
     _check_dim6(dim)
     d = dim // 3
     t = repeat(sincos_1d(nt, d, temperature), "t d -> t h w d", h=nh, w=nw)
@@ -241,7 +241,7 @@ class SpaceTimePosition(nn.Module):
 def make_position(kind: str, grid, dim: int, init_std: float = 0.02) -> nn.Module:
     """Position module for a (nt, nh, nw) token grid: none | learned | sincos1d | sincos3d | space | spacetime."""
     check_choice("kind", kind, POSITION_KINDS)
-    nt, nh, nw = _triple("grid", grid)
+    nt, nh, nw = triple("grid", grid)
     check_positive_int("dim", dim)
     n = nt * nh * nw
     if kind == "none":

@@ -20,7 +20,8 @@ from __future__ import annotations
 from typing import NamedTuple, Sequence
 
 import numpy as np
-from scipy.stats import norm, rankdata, t as student_t
+from scipy.stats import norm, rankdata
+from scipy.stats import t as student_t
 
 from vtlib.errors import bad_arg, check_choice, check_positive_int
 

@@ -28,10 +28,8 @@ import torch
 from einops import rearrange, repeat
 from torch import nn
 
-from vtlib.errors import bad_arg, check_choice, check_divisible, check_float, check_positive_int, check_rank
-
-Triple = tuple[int, int, int]
-AXES = ("T", "H", "W")
+from vtlib.errors import bad_arg, check_choice, check_divisible, check_positive_int, check_rank
+from vtlib.shapes import AXES, Triple, check_video, triple, video_thw
 
 # Tubelets of the course's token table (reference/papers.md section 8), order (t, p, p).
 DEFAULT_TUBELETS: tuple[Triple, ...] = (
@@ -39,34 +37,12 @@ DEFAULT_TUBELETS: tuple[Triple, ...] = (
 )
 
 
-def _triple(name: str, value) -> Triple:
-    """An int k means (k, k, k); a sequence must hold three positive ints."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = (value, value, value)
-    if not isinstance(value, Sequence) or len(value) != 3:
-        raise bad_arg(name, "three positive ints (t, h, w) or one int", repr(value),
-                      f"pass e.g. {name}=(2, 4, 4)")
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise bad_arg(name, "three positive ints (t, h, w)", repr(tuple(value)),
-                          f"pass e.g. {name}=(2, 4, 4)")
-    return tuple(int(v) for v in value)  # type: ignore[return-value]
-
-
-def _video_thw(video_shape) -> Triple:
-    """(T, H, W) from a (T, H, W), (C, T, H, W) or (B, C, T, H, W) shape."""
-    if isinstance(video_shape, torch.Size) or (isinstance(video_shape, Sequence) and 3 <= len(video_shape) <= 5):
-        return _triple("video_shape", tuple(int(s) for s in video_shape[-3:]))
-    raise bad_arg("video_shape", "(T, H, W) (or a full (B, C, T, H, W) shape)", repr(video_shape),
-                  "pass x.shape or (frames, height, width)")
-
-
 def token_grid(video_shape, tubelet) -> Triple:
     """Token grid (nt, nh, nw) = (T/t, H/p, W/p). Every size must divide exactly.
 
     ``video_shape``: (T, H, W), or a full (B, C, T, H, W) shape (the last three sizes are used).
     """
-    thw, k = _video_thw(video_shape), _triple("tubelet", tubelet)
+    thw, k = video_thw(video_shape), triple("tubelet", tubelet)
     for i, (size, ki) in enumerate(zip(thw, k)):
         check_divisible(f"video_shape {AXES[i]}={size}", size, ki, f"tubelet[{i}]")
     return tuple(s // ki for s, ki in zip(thw, k))  # type: ignore[return-value]
@@ -79,7 +55,7 @@ def valid_grid(video_shape, tubelet) -> tuple[Triple, float]:
     8x8x8 on 28^3 gives a (3, 3, 3) grid = 27 tokens covering (24/28)^3 = 0.63 of the video.
     Use it to teach that pitfall; vtlib itself uses ``token_grid``, which refuses to drop voxels.
     """
-    thw, k = _video_thw(video_shape), _triple("tubelet", tubelet)
+    thw, k = video_thw(video_shape), triple("tubelet", tubelet)
     for i, (size, ki) in enumerate(zip(thw, k)):
         if ki > size:
             raise bad_arg("tubelet", f"tubelet[{i}] <= video size {size} along {AXES[i]}", ki,
@@ -98,9 +74,9 @@ def token_table(video_sizes=(28, 64), tubelets=DEFAULT_TUBELETS) -> list[dict]:
     """
     rows = []
     for size in video_sizes:
-        thw = _triple("video_sizes", size)
+        thw = triple("video_sizes", size)
         for tub in tubelets:
-            k = _triple("tubelets", tub)
+            k = triple("tubelets", tub)
             grid, coverage = valid_grid(thw, k)
             divisible = all(s % ki == 0 for s, ki in zip(thw, k))
             rows.append(dict(size=size, tubelet=k, grid=grid, tokens=math.prod(grid),
@@ -115,7 +91,7 @@ def patchify(video: torch.Tensor, tubelet) -> torch.Tensor:
     so ``Linear`` with that weight on these vectors equals the Conv3d tubelet embedding.
     """
     check_rank("video", video, 5, "B C T H W")
-    t, p1, p2 = _triple("tubelet", tubelet)
+    t, p1, p2 = triple("tubelet", tubelet)
     token_grid(video.shape, (t, p1, p2))
     return rearrange(video, "b c (nt t) (nh p1) (nw p2) -> b (nt nh nw) (c t p1 p2)", t=t, p1=p1, p2=p2)
 
@@ -129,7 +105,7 @@ def unpatchify(tokens: torch.Tensor, video_shape, tubelet) -> torch.Tensor:
     if not isinstance(video_shape, (Sequence, torch.Size)) or len(video_shape) not in (3, 4):
         raise bad_arg("video_shape", "(T, H, W) or (C, T, H, W)", repr(video_shape),
                       "pass the shape of one video without the batch axis")
-    t, p1, p2 = k = _triple("tubelet", tubelet)
+    t, p1, p2 = k = triple("tubelet", tubelet)
     nt, nh, nw = token_grid(video_shape[-3:], k)
     vol = t * p1 * p2
     if len(video_shape) == 4:
@@ -170,14 +146,6 @@ def central_frame_2d(weight2d: torch.Tensor, t: int) -> torch.Tensor:
     return w
 
 
-def _check_video(x: torch.Tensor, in_channels: int) -> None:
-    check_rank("x", x, 5, "B C T H W")
-    check_float("x", x)
-    if x.shape[1] != in_channels:
-        raise bad_arg("x", f"{in_channels} channel(s) on axis 1 of (B, C, T, H, W)", f"shape {tuple(x.shape)}",
-                      "for grayscale MedMNIST use x.unsqueeze(1) / C=1, or set in_channels to match")
-
-
 class TubeletEmbed(nn.Module):
     """Tubelet embedding (ViViT): Conv3d with kernel = stride = tubelet, (B, C, T, H, W) -> (B, N, D).
 
@@ -188,7 +156,7 @@ class TubeletEmbed(nn.Module):
         super().__init__()
         check_positive_int("dim", dim)
         check_positive_int("in_channels", in_channels)
-        self.dim, self.in_channels, self.tubelet = dim, in_channels, _triple("tubelet", tubelet)
+        self.dim, self.in_channels, self.tubelet = dim, in_channels, triple("tubelet", tubelet)
         self.proj = nn.Conv3d(in_channels, dim, kernel_size=self.tubelet, stride=self.tubelet, bias=bias)
 
     def grid(self, video_shape) -> Triple:
@@ -199,7 +167,7 @@ class TubeletEmbed(nn.Module):
         return math.prod(self.grid(video_shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_video(x, self.in_channels)
+        check_video(x, self.in_channels)
         self.grid(x.shape)
         return self.proj(x).flatten(2).transpose(1, 2)  # (B, D, nt, nh, nw) -> (B, N, D)
 
@@ -254,7 +222,7 @@ class FrameEmbed(nn.Module):
 
     def grid(self, video_shape) -> Triple:
         """(nt, nh, nw): nt = number of frames kept, nh = H/p, nw = W/p."""
-        T, H, W = _video_thw(video_shape)
+        T, H, W = video_thw(video_shape)
         if self.offset >= T:
             raise bad_arg("offset", f"an offset < T={T} frames", self.offset,
                           "use a smaller offset or frame_stride, or a longer video")
@@ -266,7 +234,7 @@ class FrameEmbed(nn.Module):
         return math.prod(self.grid(video_shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_video(x, self.in_channels)
+        check_video(x, self.in_channels)
         nt, nh, nw = self.grid(x.shape)
         frames = x[:, :, self.offset::self.frame_stride]                 # (B, C, nt, H, W)
         frames = rearrange(frames, "b c t h w -> (b t) c h w")

@@ -40,7 +40,7 @@ from torch import nn
 
 from vtlib.errors import bad_arg, check_choice, check_positive_int, check_rank
 from vtlib.position import sincos_at
-from vtlib.tokens import AXES, Triple, _check_video, _triple, _video_thw
+from vtlib.shapes import AXES, Triple, check_video, triple, video_thw
 
 TUBE_POSITIONS = ("none", "learned", "fixed-index", "fixed")
 
@@ -64,8 +64,8 @@ class Tube:
     offset: Triple = (0, 0, 0)
 
     def __post_init__(self):
-        object.__setattr__(self, "kernel", _triple("kernel", self.kernel))
-        object.__setattr__(self, "stride", _triple("stride", self.stride))
+        object.__setattr__(self, "kernel", triple("kernel", self.kernel))
+        object.__setattr__(self, "stride", triple("stride", self.stride))
         object.__setattr__(self, "offset", _offset(self.offset))
 
     @property
@@ -113,7 +113,7 @@ def tube_grid(video_shape, tube: Tube) -> Triple:
 
     ``video_shape``: (T, H, W) or a full (B, C, T, H, W) shape. Raises if the tube does not fit.
     """
-    tube, thw = _as_tube(tube), _video_thw(video_shape)
+    tube, thw = _as_tube(tube), video_thw(video_shape)
     grid = []
     for a, (d, k, s, o) in enumerate(zip(thw, tube.kernel, tube.stride, tube.offset)):
         if o >= d:
@@ -153,7 +153,7 @@ def tube_indices(video_shape, tube: Tube) -> torch.Tensor:
 
 def tube_coverage(video_shape, tubes) -> torch.Tensor:
     """(T, H, W) bool: True where at least one token of ``tubes`` reads the voxel."""
-    tubes, thw = as_tubes(tubes), _video_thw(video_shape)
+    tubes, thw = as_tubes(tubes), video_thw(video_shape)
     covered = torch.zeros(thw, dtype=torch.bool)
     for tube in tubes:                                      # a few tubes, never a loop over tokens
         masks = []
@@ -169,7 +169,7 @@ def tube_coverage(video_shape, tubes) -> torch.Tensor:
 def tube_table(video_shape, tubes) -> list[dict]:
     """One row per tube: kernel, stride, offset, grid, tokens, weights per in/out channel pair
     (prod(kernel)), and the share of voxels the tube reads (coverage)."""
-    thw = _video_thw(video_shape)
+    thw = video_thw(video_shape)
     return [dict(kernel=t.kernel, stride=t.stride, offset=t.offset, grid=tube_grid(thw, t),
                  tokens=t.num_tokens(thw), weights=math.prod(t.kernel),
                  coverage=round(tube_coverage(thw, [t]).float().mean().item(), 4))
@@ -243,7 +243,7 @@ class TubeTokenizer(nn.Module):
     def active(self, video_shape) -> list[tuple[int, Tube]]:
         """(index, tube) pairs that tokenize this input: all tubes for a clip, the 2D ones (as
         ``for_image``) for a single frame (T = 1)."""
-        T = _video_thw(video_shape)[0]
+        T = video_thw(video_shape)[0]
         if T > 1:
             return list(enumerate(self.tubes))
         pairs = [(i, t.for_image()) for i, t in enumerate(self.tubes) if t.is_2d]
@@ -261,7 +261,7 @@ class TubeTokenizer(nn.Module):
     def centres(self, video_shape) -> torch.Tensor:
         """(N, 3) tube centres (t, h, w) of every token, in token order. A single frame sits at
         the time of its 2D tube's first frame in a clip: t = that tube's temporal offset."""
-        image = _video_thw(video_shape)[0] == 1
+        image = video_thw(video_shape)[0] == 1
         out = []
         for i, t in self.active(video_shape):
             c = tube_centres(video_shape, t)                 # (n, 3)
@@ -275,7 +275,7 @@ class TubeTokenizer(nn.Module):
         return torch.cat([tube_indices(video_shape, t) for _, t in self.active(video_shape)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_video(x, self.in_channels)
+        check_video(x, self.in_channels)
         out = []
         for i, t in self.active(x.shape):                   # one conv per tube shape
             tube_grid(x.shape, t)
@@ -300,7 +300,7 @@ class TubePosition(nn.Module):
         check_choice("kind", kind, TUBE_POSITIONS)
         check_positive_int("dim", dim)
         self.kind, self.dim = kind, dim
-        self.video_shape = _video_thw(video_shape)
+        self.video_shape = video_thw(video_shape)
         self.image_shape = (1, *self.video_shape[1:])
         tok = TubeTokenizer(1, tubes)                       # only for its grids and coordinates
         self.num_tokens = tok.num_tokens(self.video_shape)

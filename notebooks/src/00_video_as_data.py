@@ -31,8 +31,19 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from vtlib.baselines import baseline_table
-from vtlib.data import (augment, dataset_info, load_arrays, load_split, make_motion_videos, motion_x,
-                        resize, sample_frames, standardize, to_frames, train_stats)
+from vtlib.data import (
+    augment,
+    dataset_info,
+    load_arrays,
+    load_split,
+    make_motion_videos,
+    motion_x,
+    resize,
+    sample_frames,
+    standardize,
+    to_frames,
+    train_stats,
+)
 from vtlib.metrics import evaluate_scores, majority_baseline
 from vtlib.utils import get_device, seed_everything
 from vtlib.viz import animate, frame_grid, frame_slider, show_frame

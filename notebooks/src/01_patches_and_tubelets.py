@@ -33,11 +33,21 @@ from torch import nn
 
 from vtlib.data import augment, load_split
 from vtlib.experiments.common import RESULTS, format_summary, loaders, read_csv, run
-from vtlib.experiments.embedding import (EMBEDDINGS, Setup, image_model, pretrain_image_model, slice_loaders,
-                                         video_model)
+from vtlib.experiments.embedding import EMBEDDINGS, Setup, image_model, pretrain_image_model, slice_loaders, video_model
 from vtlib.models.vivit import ViViT
-from vtlib.tokens import (DEFAULT_TUBELETS, FrameEmbed, TubeletEmbed, central_frame_2d, inflate_2d,
-                          linear_from_conv3d, patchify, token_grid, token_table, unpatchify, valid_grid)
+from vtlib.tokens import (
+    DEFAULT_TUBELETS,
+    FrameEmbed,
+    TubeletEmbed,
+    central_frame_2d,
+    inflate_2d,
+    linear_from_conv3d,
+    patchify,
+    token_grid,
+    token_table,
+    unpatchify,
+    valid_grid,
+)
 from vtlib.train import TrainConfig
 from vtlib.utils import get_device, seed_everything
 

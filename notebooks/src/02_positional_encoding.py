@@ -25,7 +25,6 @@
 # %%
 import copy
 import warnings
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch

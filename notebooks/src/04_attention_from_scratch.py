@@ -42,7 +42,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from vtlib.attention import MultiHeadAttention, attention_explicit, causal_mask, key_mask
-from vtlib.block import Block, DropPath, drop_path_rates
+from vtlib.block import Block, drop_path_rates
 from vtlib.cost import attention_flops, attention_memory_bytes, block_flops, measure_flops
 from vtlib.experiments.common import loaders
 from vtlib.models.vivit import ViViT

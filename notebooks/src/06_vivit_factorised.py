@@ -25,7 +25,6 @@
 # %%
 import math
 import warnings
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
@@ -37,8 +36,12 @@ from vtlib.data import augment
 from vtlib.experiments.common import RESULTS, loaders, read_csv
 from vtlib.experiments.vivit_variants import PAPER, VARIANTS, attention_score_entries, build
 from vtlib.models.vivit import ViViT
-from vtlib.models.vivit_fdp import (FactorisedDotProductAttention, ViViTFactorisedDotProduct,
-                                    factorised_head_mask, factorised_masks)
+from vtlib.models.vivit_fdp import (
+    FactorisedDotProductAttention,
+    ViViTFactorisedDotProduct,
+    factorised_head_mask,
+    factorised_masks,
+)
 from vtlib.models.vivit_fe import ViViTFactorisedEncoder, vivit_avgpool
 from vtlib.models.vivit_fsa import FactorisedSelfAttentionBlock, ViViTFactorisedSelfAttention
 from vtlib.train import TrainConfig, fit
@@ -584,8 +587,13 @@ print("both learned something (test AUC > 0.6):", all(t["auc"] > 0.6 for t in li
 #    Try it on 64-frame clips, and on ViViT-B's `nt = 16, S = 196, D = 768`.
 
 # %%
-from vtlib.exercises.nb06 import (check_group_by_frame, check_model3_cheaper, check_same_position_mask,
-                                  check_score_entries, check_temporal_attention)
+from vtlib.exercises.nb06 import (
+    check_group_by_frame,
+    check_model3_cheaper,
+    check_same_position_mask,
+    check_score_entries,
+    check_temporal_attention,
+)
 
 
 def group_by_frame(tokens, nt):

@@ -31,17 +31,17 @@ import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from matplotlib.colors import ListedColormap
 import torch
 import torch.nn.functional as F
 from einops import rearrange, reduce, repeat
+from matplotlib.colors import ListedColormap
 
 from vtlib.cost import measure_flops
 from vtlib.data import load_split, sample_frames
 from vtlib.experiments.common import format_summary, read_csv
 from vtlib.experiments.timesformer import clip_loaders
 from vtlib.hf_timesformer import HFTimesformerClassifier, timesformer_to_hf
-from vtlib.models.timesformer import ATTENTIONS, SCHEMES, TimeSformer, attention_masks, group
+from vtlib.models.timesformer import ATTENTIONS, TimeSformer, attention_masks
 from vtlib.train import TrainConfig, fit
 from vtlib.utils import count_parameters, get_device, seed_everything
 

@@ -34,12 +34,33 @@ from matplotlib.patches import Rectangle
 
 from vtlib.cost import measure_flops
 from vtlib.experiments.common import RESULTS, loaders, read_csv
-from vtlib.experiments.tubevit import (SLICES, TABLE_7A, TABLE_7B, build_gated, build_image, build_tubevit,
-                                       build_vivit, joint_train_loader, slice_loaders, train_config)
+from vtlib.experiments.tubevit import (
+    SLICES,
+    TABLE_7A,
+    TABLE_7B,
+    build_gated,
+    build_image,
+    build_tubevit,
+    build_vivit,
+    joint_train_loader,
+    slice_loaders,
+    train_config,
+)
 from vtlib.position import sincos_at
 from vtlib.train import evaluate, fit
-from vtlib.tubes import (PAPER_TUBES, PAPER_VIDEO, Tube, TubePosition, TubeTokenizer, rescale_tubes,
-                         tube_centres, tube_coverage, tube_grid, tube_preset, tube_table)
+from vtlib.tubes import (
+    PAPER_TUBES,
+    PAPER_VIDEO,
+    Tube,
+    TubePosition,
+    TubeTokenizer,
+    rescale_tubes,
+    tube_centres,
+    tube_coverage,
+    tube_grid,
+    tube_preset,
+    tube_table,
+)
 from vtlib.utils import count_parameters, get_device, seed_everything
 
 warnings.filterwarnings("ignore")
@@ -323,11 +344,11 @@ flops_ok = all(measure_flops(build_tubevit(s).eval(), torch.zeros(1, 1, s, s, s)
 print("TubeViT needs fewer FLOPs per clip than ViViT Model 1 at 28^3 and 64^3:", flops_ok)
 
 # %% [markdown]
-On the course's 2-core CPU TubeViT classified 2,860 clips per CPU-second at 28³ against ViViT's 2,113
-(1.35× faster), and 1,538 against 970 at 64³ (1.59×). The speed-up is smaller than the FLOP ratio (19.51
-/ 11.67 = 1.67× and 45.82 / 14.91 = 3.07×): a model this small spends much of its time outside the
-matrix products the FLOP count measures (four convolutions on cropped views instead of one, LayerNorms,
-softmax, Python overhead).
+# On the course's 2-core CPU TubeViT classified 2,860 clips per CPU-second at 28³ against ViViT's 2,113
+# (1.35× faster), and 1,538 against 970 at 64³ (1.59×). The speed-up is smaller than the FLOP ratio (19.51
+# / 11.67 = 1.67× and 45.82 / 14.91 = 3.07×): a model this small spends much of its time outside the
+# matrix products the FLOP count measures (four convolutions on cropped views instead of one, LayerNorms,
+# softmax, Python overhead).
 #
 # ## 6. Training on AdrenalMNIST3D
 #

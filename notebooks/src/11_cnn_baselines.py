@@ -635,7 +635,7 @@ del r18, opt
 #    task (test AUC ≥ 0.9)? Put your answers, from your own numbers, in `answers`.
 
 # %%
-from vtlib.exercises.nb11 import SCRAMBLE, check_acs_conv, check_channels_last_frames, check_scrambled_fusion
+from vtlib.exercises.nb11 import check_acs_conv, check_channels_last_frames, check_scrambled_fusion
 
 
 def acs_conv3d(x, weight, split, stride=1):

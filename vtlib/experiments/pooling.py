@@ -235,7 +235,9 @@ def main(argv: list[str] | None = None) -> None:
         for seed in args.seeds:  # one seed at a time, so each trained model can be analysed
             data = loaders("adrenal", seed=seed)
             built: list[ViViT] = []
-            build = lambda: built.append(build_model(config, args.dim, args.depth)) or built[-1]
+            def build():
+                built.append(build_model(config, args.dim, args.depth))
+                return built[-1]
             row = run(config, build, data, cfg, [seed], extra)[0]
             row.update(analyse(built[-1], data))
             rows.append(row)

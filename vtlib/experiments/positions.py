@@ -1,6 +1,6 @@
 """TimeSformer Table 4 at small scale: no / space-only / space-time position codes (notebook 02).
 
-    python -m vtlib.experiments.positions                 # all settings, seeds 0 1 2 (~20-25 min on one quiet CPU thread)
+    python -m vtlib.experiments.positions   # all settings, seeds 0 1 2 (~20-25 min on one quiet CPU thread)
     python -m vtlib.experiments.positions --quick         # 1 seed, 1 epoch, to the temp folder: a smoke test
 
 Writes ``results/positions.csv`` (one row per setting, position code and seed: test AUC/ACC of the

@@ -52,8 +52,16 @@ from torch.utils.data import DataLoader, TensorDataset
 from vtlib.cost import cpu_ms_per_clip, measure_flops
 from vtlib.data import augment, sample_frames
 from vtlib.errors import check_choice, check_positive_int
-from vtlib.experiments.common import (RESULTS, loaders, merge_rows, provenance, run, summarise, write_csv,
-                                      write_per_dataset)
+from vtlib.experiments.common import (
+    RESULTS,
+    loaders,
+    merge_rows,
+    provenance,
+    run,
+    summarise,
+    write_csv,
+    write_per_dataset,
+)
 from vtlib.models.timesformer import TimeSformer
 from vtlib.train import TrainConfig
 from vtlib.utils import count_parameters

@@ -27,8 +27,9 @@ cosine, label smoothing 0.1, random flips / 90-degree rotations / intensity scal
 ``vtlib.train.fit`` keeps the epoch with the best VALIDATION AUC (on clips) and evaluates the
 TEST split once with it. The model is small (dim 48, depth 2, heads 4) so that the whole sweep
 takes about 25 minutes of CPU time on one thread (about 2.5 s per epoch at 28^3, 15 s at 64^3; much
-longer in wall time on a busy machine: ``train_seconds`` is wall time). Rows of configs not re-run are kept when the CSV already exists,
-so parts can be run separately (``--parts compare64`` alone takes about half of the total).
+longer in wall time on a busy machine: ``train_seconds`` is wall time). Rows of configs not re-run are
+kept when the CSV already exists, so parts can be run separately (``--parts compare64`` alone takes
+about half of the total).
 """
 from __future__ import annotations
 
@@ -44,8 +45,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from vtlib.cost import measure_flops
 from vtlib.data import augment
 from vtlib.errors import bad_arg, check_positive_int
-from vtlib.experiments.common import (RESULTS, format_summary, loaders, provenance, read_csv, run, summarise,
-                                      write_csv)
+from vtlib.experiments.common import RESULTS, format_summary, loaders, provenance, read_csv, run, summarise, write_csv
 from vtlib.models.tubevit import GatedTubeViT, TubeViT
 from vtlib.models.vivit import ViViT
 from vtlib.train import TrainConfig, evaluate, fit

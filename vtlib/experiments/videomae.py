@@ -26,9 +26,9 @@ Parts (each writes its own file under ``results/``):
                  the epochs grow as ``FINETUNE_EPOCHS / sqrt(fraction)`` (see ``efficiency_epochs``).
                  The 100 % rows are the ``finetune`` rows.
 * ``masking``    tube 50 / 75 / 90 / 95 %, random 90 %, frame 87.5 % (6 of 7 token-frames), each pre-trained
-                 ``ABLATION_EPOCHS`` epochs (seeds ``--mask-seeds``, default 0 1), scored by a linear probe (logistic regression on the
-                 frozen mean-pooled encoder features, C chosen on VALIDATION AUC, test once), plus a
-                 randomly initialised encoder as the no-pre-training reference.
+                 ``ABLATION_EPOCHS`` epochs (seeds ``--mask-seeds``, default 0 1), scored by a linear probe
+                 (logistic regression on the frozen mean-pooled encoder features, C chosen on VALIDATION
+                 AUC, test once), plus a randomly initialised encoder as the no-pre-training reference.
 * ``speed``      encoder forward time on all 112 tokens vs the visible ones only, and the FLOP ratio.
 * ``recipe``     the ``finetune`` comparison again with a gentler learning rate (``RECIPE_LR`` = 3e-4, both arms):
                  does the verdict depend on the fine-tuning recipe? (``results/videomae_recipe.csv``)
@@ -52,8 +52,7 @@ import torch
 
 from vtlib.cost import transformer_flops
 from vtlib.data import augment
-from vtlib.experiments.common import (RESULTS, format_summary, loaders, provenance, read_csv, run, summarise,
-                                      write_csv)
+from vtlib.experiments.common import RESULTS, format_summary, loaders, provenance, read_csv, run, summarise, write_csv
 from vtlib.masking import actual_ratio, make_mask
 from vtlib.metrics import evaluate_scores
 from vtlib.models.videomae import VideoMAE, VideoMAEClassifier
@@ -275,7 +274,8 @@ def main(argv=None) -> None:
     if "recipe" in args.parts:
         data = loaders("adrenal", size=28, batch_size=32)
         rows = finetune_rows(mae, data, args.seeds, FINETUNE_EPOCHS, {"fraction": 1.0}, lr=RECIPE_LR)
-        write_csv([{**r, **prov, "command": COMMAND + " --parts recipe"} for r in rows], RESULTS / "videomae_recipe.csv")
+        rows = [{**r, **prov, "command": COMMAND + " --parts recipe"} for r in rows]
+        write_csv(rows, RESULTS / "videomae_recipe.csv")
         print(format_summary(summarise(rows)))
     if "probe" in args.parts:
         data = loaders("adrenal", size=28, batch_size=32)

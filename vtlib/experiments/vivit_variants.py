@@ -42,8 +42,16 @@ from torch import nn
 from vtlib.cost import cpu_ms_per_clip, measure_flops
 from vtlib.data import augment
 from vtlib.errors import bad_arg, check_choice, check_positive_int
-from vtlib.experiments.common import (RESULTS, loaders, merge_rows, provenance, run, summarise, write_csv,
-                                      write_per_dataset)
+from vtlib.experiments.common import (
+    RESULTS,
+    loaders,
+    merge_rows,
+    provenance,
+    run,
+    summarise,
+    write_csv,
+    write_per_dataset,
+)
 from vtlib.models.vivit import ViViT
 from vtlib.models.vivit_fdp import ViViTFactorisedDotProduct
 from vtlib.models.vivit_fe import ViViTFactorisedEncoder, vivit_avgpool

@@ -51,7 +51,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from vtlib.errors import bad_arg, check_positive_int
-from vtlib.tokens import _check_video
+from vtlib.shapes import check_video
 
 
 def _widths(name: str, widths) -> tuple[int, ...]:
@@ -64,7 +64,7 @@ def _widths(name: str, widths) -> tuple[int, ...]:
 
 def _clip(x: Tensor, in_channels: int, min_thw: tuple[int, int, int], dtype, why: str) -> Tensor:
     """Check a clip (B, C, T, H, W) and cast it to the model's dtype."""
-    _check_video(x, in_channels)
+    check_video(x, in_channels)
     if any(s < m for s, m in zip(x.shape[2:], min_thw)):
         raise bad_arg("x", f"(T, H, W) at least {min_thw} ({why})", f"shape {tuple(x.shape)}",
                       "use longer clips / larger frames, or a smaller kernel/fewer layers")

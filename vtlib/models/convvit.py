@@ -26,7 +26,7 @@ from vtlib.block import Transformer
 from vtlib.errors import bad_arg, check_heads, check_positive_int
 from vtlib.pooling import make_pool
 from vtlib.position import make_position
-from vtlib.tokens import _check_video
+from vtlib.shapes import check_video
 
 
 def stem_grid(video_shape: tuple[int, int, int], stages: int) -> tuple[int, int, int]:
@@ -86,7 +86,7 @@ class ConvViT(nn.Module):
 
     def tokens(self, x: Tensor) -> Tensor:
         """(B, C, T, H, W) -> position-coded tokens (B, N, D)."""
-        _check_video(x, self.in_channels)          # rank, channels, and a float clip (not raw uint8 voxels)
+        check_video(x, self.in_channels)          # rank, channels, and a float clip (not raw uint8 voxels)
         if tuple(x.shape[2:]) != self.video_shape:
             raise bad_arg("x", f"clips shaped (B, {self.in_channels}, {', '.join(map(str, self.video_shape))})",
                           f"shape {tuple(x.shape)}", "resize with vtlib.data.resize, or build the model "

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from vtlib.block import Transformer
 from vtlib.errors import bad_arg, check_heads, check_positive_int, check_rank
 from vtlib.pooling import make_pool
-from vtlib.tokens import _video_thw
+from vtlib.shapes import video_thw
 from vtlib.tubes import TubePosition, TubeTokenizer, as_tubes, tube_preset
 
 
@@ -46,7 +46,7 @@ class TubeViT(nn.Module):
                  eps: float = 1e-6):
         super().__init__()
         check_positive_int("num_classes", num_classes)
-        self.video_shape = _video_thw(video_shape)
+        self.video_shape = video_thw(video_shape)
         if tubes is None:
             tubes = tube_preset(self.video_shape[0]) if len(set(self.video_shape)) == 1 else None
             if tubes is None:

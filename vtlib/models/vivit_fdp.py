@@ -32,17 +32,7 @@ from torch import Tensor
 from vtlib.attention import MultiHeadAttention, attention_explicit
 from vtlib.errors import bad_arg, check_positive_int, check_rank
 from vtlib.models.vivit import ViViT
-
-
-def _frames_patches(grid) -> tuple[int, int]:
-    """(nt, S) from a token grid (nt, nh, nw) or (nt, S)."""
-    if not isinstance(grid, (tuple, list)) or len(grid) not in (2, 3):
-        raise bad_arg("grid", "a token grid (nt, nh, nw) or (nt, S)", repr(grid),
-                      "pass model.grid, e.g. (7, 4, 4)")
-    for v in grid:
-        check_positive_int("grid", v)
-    nt, *space = grid
-    return nt, space[0] if len(space) == 1 else space[0] * space[1]
+from vtlib.shapes import frames_patches
 
 
 def factorised_masks(grid) -> tuple[Tensor, Tensor]:
@@ -51,7 +41,7 @@ def factorised_masks(grid) -> tuple[Tensor, Tensor]:
     ``same_frame[i, j]``: i and j lie in the same token-frame (spatial attention);
     ``same_position[i, j]``: i and j lie at the same spatial position (temporal attention).
     """
-    nt, S = _frames_patches(grid)
+    nt, S = frames_patches(grid)
     frame = repeat(torch.arange(nt), "t -> (t s)", s=S)             # token-frame index of token n
     where = repeat(torch.arange(S), "s -> (t s)", t=nt)             # spatial index of token n
     return frame[:, None] == frame[None, :], where[:, None] == where[None, :]
@@ -85,7 +75,7 @@ class FactorisedDotProductAttention(MultiHeadAttention):
             raise bad_arg("heads", "an even number (half the heads attend in space, half in time)",
                           heads, f"use heads={heads + 1} (dim must stay divisible by heads)")
         super().__init__(dim, heads, qkv_bias, attn_drop, proj_drop)
-        self.frames, self.patches = _frames_patches(grid)
+        self.frames, self.patches = frames_patches(grid)
 
     def forward(self, x: Tensor, mask: Tensor | None = None, return_attn: bool = False):
         check_rank("x", x, 3, "B N D")
@@ -153,5 +143,5 @@ class ViViTFactorisedDotProduct(ViViT):
 
     def attention_score_entries(self) -> int:
         """Score entries per clip over all layers and heads: depth * h/2 * (nt*S^2 + S*nt^2)."""
-        nt, S = _frames_patches(self.grid)
+        nt, S = frames_patches(self.grid)
         return len(self.encoder.blocks) * (self.heads // 2) * (nt * S * S + S * nt * nt)

@@ -44,9 +44,9 @@ from torch import Tensor, nn
 
 from vtlib.block import Transformer
 from vtlib.errors import bad_arg, check_choice, check_positive_int
+from vtlib.models.vivit import make_embed
 from vtlib.pooling import ClsToken
 from vtlib.position import LearnedPosition, make_position
-from vtlib.models.vivit import make_embed
 
 TEMPORAL_KINDS = ("transformer", "mean")
 FRAME_POOLS = ("cls", "mean")

@@ -36,7 +36,7 @@ from vtlib.attention import MultiHeadAttention
 from vtlib.block import MLP, DropPath, mlp_hidden_dim
 from vtlib.errors import bad_arg, check_choice, check_positive_int, check_rank
 from vtlib.models.vivit import ViViT
-from vtlib.models.vivit_fdp import _frames_patches
+from vtlib.shapes import frames_patches
 
 
 class FactorisedSelfAttentionBlock(nn.Module):
@@ -51,7 +51,7 @@ class FactorisedSelfAttentionBlock(nn.Module):
                  drop_path: float = 0.0, eps: float = 1e-6, temporal_init: str = "zeros") -> None:
         super().__init__()
         check_choice("temporal_init", temporal_init, ("zeros", "default"))
-        self.frames, self.patches = _frames_patches(grid)
+        self.frames, self.patches = frames_patches(grid)
         self.dim = dim
         self.norm1 = nn.LayerNorm(dim, eps=eps)
         self.attn = MultiHeadAttention(dim, heads, qkv_bias=qkv_bias)          # spatial
@@ -125,5 +125,5 @@ class ViViTFactorisedSelfAttention(ViViT):
 
     def attention_score_entries(self) -> int:
         """Score entries per clip over all layers and heads: depth * heads * (nt*S^2 + S*nt^2)."""
-        nt, S = _frames_patches(self.grid)
+        nt, S = frames_patches(self.grid)
         return len(self.encoder.blocks) * self.heads * (nt * S * S + S * nt * nt)

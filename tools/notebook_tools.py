@@ -5,9 +5,9 @@ Each notebook's source of truth is a percent-format script in ``notebooks/src/NN
 ``build`` turns it into ``notebooks/NN_name.ipynb`` and executes it top to bottom on a fresh
 kernel in the CPU environment CI uses, so the stored outputs are the ones nbval compares.
 
-    python tests/notebook_tools.py build notebooks/src/00_video_as_data.py
-    python tests/notebook_tools.py prose notebooks/src/00_video_as_data.py   # markdown edits only
-    python tests/notebook_tools.py check            # structural lint of notebooks/*.ipynb
+    python tools/notebook_tools.py build notebooks/src/00_video_as_data.py
+    python tools/notebook_tools.py prose notebooks/src/00_video_as_data.py   # markdown edits only
+    python tools/notebook_tools.py check            # structural lint of notebooks/*.ipynb
 
 ``tests/test_notebooks.py`` runs the lint and checks that every .ipynb matches its source.
 """
