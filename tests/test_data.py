@@ -131,3 +131,14 @@ def test_env_root_that_does_not_exist(monkeypatch):
 def test_missing_file_without_download(tmp_path):
     with pytest.raises(DataFileError, match="not in"):
         load_split("vessel", "train", root=tmp_path, download=False)
+
+
+@pytest.mark.parametrize("kwargs,name", [(dict(size=28, frames=0), "frames"), (dict(size=28, frames=-2), "frames"),
+                                         (dict(size=0), "size"), (dict(size=(28,)), "size"),
+                                         (dict(size=(28, 2.5)), "size")])
+def test_resize_refuses_sizes_it_would_ignore(kwargs, name):
+    from vtlib.data import resize
+    from vtlib.errors import VtlibError
+
+    with pytest.raises(VtlibError, match=f"^{name}:"):
+        resize(torch.zeros(1, 1, 4, 8, 8), **kwargs)

@@ -58,3 +58,43 @@ def test_majority_baseline_on_adrenal():
 def test_bad_inputs(call, arg):
     with pytest.raises(VtlibError, match=f"^{arg}: expected"):
         call()
+
+
+# --------------------------------------------------------------------- inputs that used to give nonsense
+Y = np.array([0, 1, 1, 0, 1])
+P = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.7, 0.3], [0.5, 0.5]])
+
+
+@pytest.mark.parametrize("fn", [auc_score, acc_score])
+def test_logits_are_refused(fn):
+    logits = np.log(P) + 3.0
+    with pytest.raises(VtlibError, match="look like logits"):
+        fn(Y, logits, "binary-class")
+
+
+@pytest.mark.parametrize("fn", [auc_score, acc_score])
+def test_rows_that_do_not_sum_to_one_are_refused(fn):
+    with pytest.raises(VtlibError, match="sum to 1"):
+        fn(Y, P * 0.5, "binary-class")
+
+
+@pytest.mark.parametrize("labels", [Y + 0.3, Y.astype(bool), np.array(["0", "1", "1", "0", "1"])])
+def test_non_integer_labels_are_refused(labels):
+    with pytest.raises(VtlibError, match="y_true"):
+        auc_score(labels, P, "binary-class")
+
+
+def test_swapped_arguments_are_refused():
+    with pytest.raises(VtlibError, match="y_true"):
+        auc_score(P[:, 1], Y, "binary-class")
+
+
+def test_nan_scores_are_refused():
+    bad = P.copy()
+    bad[0] = np.nan
+    with pytest.raises(VtlibError, match="NaN"):
+        evaluate_scores(Y, bad, "binary-class")
+
+
+def test_whole_number_float_labels_still_work():
+    assert auc_score(Y.astype(np.float32), P, "binary-class") == auc_score(Y, P, "binary-class")

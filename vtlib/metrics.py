@@ -3,6 +3,8 @@
 Tasks are named as in ``medmnist.INFO[...]["task"]``: ``"binary-class"`` or ``"multi-class"``.
 Scores are what the model outputs after softmax: shape (N, num_classes). For binary tasks the
 positive-class column ``[:, -1]`` is used, thresholded at 0.5 for ACC (as medmnist does).
+Inputs are checked: labels must be whole numbers, scores finite probabilities with rows summing
+to 1, so logits or swapped arguments get an error instead of a meaningless number.
 """
 from __future__ import annotations
 
@@ -35,10 +37,41 @@ def _as_numpy(a, name: str) -> np.ndarray:
     return a
 
 
+def _labels(y_true) -> np.ndarray:
+    """Integer class labels; floats are accepted only when every value is a whole number."""
+    y = _as_numpy(y_true, "y_true").reshape(-1)
+    if y.dtype == bool or not np.issubdtype(y.dtype, np.number):
+        raise bad_arg("y_true", "integer class labels", f"dtype {y.dtype}", "pass labels as ints, e.g. y.long()")
+    if not np.issubdtype(y.dtype, np.integer):
+        if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+            raise bad_arg("y_true", "integer class labels (0, 1, ...)", f"values such as {y[y != np.round(y)][:3]}",
+                          "pass the dataset labels, not scores or probabilities (scores go in y_score)")
+    return y.astype(np.int64)
+
+
+def _probabilities(y_score) -> np.ndarray:
+    """Scores must be probabilities: finite, in [0, 1], and rows of (N, C) summing to 1."""
+    s = _as_numpy(y_score, "y_score")
+    if s.dtype == bool or not np.issubdtype(s.dtype, np.number):
+        raise bad_arg("y_score", "float probabilities", f"dtype {s.dtype}", "pass softmax(logits) as floats")
+    s = s.astype(np.float64)
+    if not np.all(np.isfinite(s)):
+        raise bad_arg("y_score", "finite probabilities", f"{int((~np.isfinite(s)).sum())} NaN/inf value(s)",
+                      "the model diverged or its inputs hold NaN; check the loss and the data")
+    if s.min() < 0 or s.max() > 1:
+        raise bad_arg("y_score", "probabilities in [0, 1]", f"values in [{s.min():.3g}, {s.max():.3g}]",
+                      "these look like logits: pass logits.softmax(-1) (or .sigmoid() for one column)")
+    if s.ndim == 2 and s.shape[1] > 1 and not np.allclose(s.sum(axis=1), 1.0, atol=1e-3):
+        worst = float(np.abs(s.sum(axis=1) - 1).max())
+        raise bad_arg("y_score", "rows that sum to 1 (softmax probabilities)", f"rows off by up to {worst:.3g}",
+                      "apply softmax over the class axis: logits.softmax(-1)")
+    return s
+
+
 def _prepare(y_true, y_score, task: str) -> tuple[np.ndarray, np.ndarray]:
     check_choice("task", task, TASKS)
-    y_true = _as_numpy(y_true, "y_true").reshape(-1).astype(np.int64)
-    y_score = _as_numpy(y_score, "y_score").astype(np.float64)
+    y_true = _labels(y_true)
+    y_score = _probabilities(y_score)
     if y_score.ndim == 1:
         if task != "binary-class":
             raise bad_arg("y_score", "shape (N, num_classes) for a multi-class task",

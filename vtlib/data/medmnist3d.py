@@ -7,8 +7,10 @@ package's ``INFO`` table; nothing is copied here. Files live in the data root:
 2. the ``VTLIB_DATA`` environment variable, else
 3. the repository's ``data/`` folder (``~/.vtlib/data`` when vtlib is installed elsewhere).
 
-A file already there is used without any network access (after an MD5 check, once per process);
-a missing one is downloaded from the official URL (see ``download.py``).
+A file already there is used without any network access (after an MD5 check, repeated whenever
+the file changes on disk); a missing one is downloaded from the official URL, or from a mirror
+(the ``mirror`` argument or the ``VTLIB_DATA_URL`` variable: a base URL that serves the same file
+names), see ``download.py``.
 
 Normalisation (documented once, used everywhere): voxels are uint8 in [0, 255]; ``to_video``
 maps them to float32 in [0, 1] (x / 255). ``load_split(..., normalize="standard")`` further
@@ -30,7 +32,8 @@ from vtlib.errors import bad_arg, check_choice, check_positive_int
 NAMES = ("organ", "nodule", "adrenal", "fracture", "vessel", "synapse")
 SIZES = (28, 64)
 SPLITS = ("train", "val", "test")
-_VERIFIED: set[Path] = set()
+MIRROR_ENV = "VTLIB_DATA_URL"
+_VERIFIED: dict[Path, tuple[int, int, int]] = {}   # path -> (size, mtime_ns, inode) when its MD5 matched
 
 
 def _info_table() -> dict:
@@ -88,6 +91,9 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     if root is not None or os.environ.get("VTLIB_DATA"):
         source = "root" if root is not None else "VTLIB_DATA"
         path = Path(root if root is not None else os.environ["VTLIB_DATA"]).expanduser()
+        if path.exists() and not path.is_dir():
+            raise bad_arg(source, "a folder", f"the file {path}",
+                          f"point {source} at the folder that holds the .npz files (e.g. {path.parent})")
         if not path.is_dir():
             raise bad_arg(source, "an existing folder", str(path),
                           f"create it (mkdir -p {path}) or point {source} at the folder holding the .npz files")
@@ -101,33 +107,58 @@ def _check_size(size: int) -> None:
     check_choice("size", size, SIZES, fix="MedMNIST 3D ships 28 (28^3) and 64 (64^3) volumes")
 
 
+def file_url(info: DatasetInfo, size: int = 28, mirror: str | None = None) -> str:
+    """Where to download a file: ``mirror`` (else $VTLIB_DATA_URL) + its file name, else the official URL."""
+    base = mirror if mirror is not None else os.environ.get(MIRROR_ENV)
+    if base is None or base == "":
+        return info.url(size)
+    if not isinstance(base, str) or not base.startswith(("http://", "https://", "file://")):
+        source = "mirror" if mirror is not None else MIRROR_ENV
+        raise bad_arg(source, "a base URL starting with http://, https:// or file://", repr(base),
+                      "pass the folder URL that serves the .npz files, e.g. http://127.0.0.1:8000/medmnist")
+    return f"{base.rstrip('/')}/{info.filename(size)}"
+
+
+def _signature(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
 def ensure_file(name: str, size: int = 28, root: str | os.PathLike | None = None,
-                download: bool = True, progress: bool = True) -> Path:
-    """Path to the dataset file, downloading it if missing; the MD5 is checked once per process."""
+                download: bool = True, progress: bool = True, *, timeout: float = 60.0,
+                mirror: str | None = None) -> Path:
+    """Path to the dataset file, downloading it if missing.
+
+    The MD5 is checked once per process and again whenever the file changes (size, mtime or inode).
+    ``timeout`` bounds a download in seconds; ``mirror`` (or $VTLIB_DATA_URL) replaces the official
+    server by a base URL serving the same file names.
+    """
     info = dataset_info(name)
     _check_size(size)
     folder = data_root(root)
     path = folder / info.filename(size)
-    url, md5 = info.url(size), info.md5(size)
+    url, md5 = file_url(info, size, mirror), info.md5(size)
     if not path.exists():
         if not download:
             raise DataFileError(f"{path.name} is not in {folder}. Fix: download it from {url} "
                                 f"into {folder}, or call with download=True.")
-        download_file(url, path, md5=md5, progress=progress)
-    if path not in _VERIFIED:
+        download_file(url, path, md5=md5, progress=progress, timeout=timeout)
+    signature = _signature(path)
+    if _VERIFIED.get(path) != signature:
         got = md5sum(path)
         if got != md5:
+            _VERIFIED.pop(path, None)
             raise DataFileError(f"{path} is corrupted: MD5 {got}, expected {md5}. Fix: delete it and "
                                 f"run again to re-download from {url}.")
-        _VERIFIED.add(path)
+        _VERIFIED[path] = signature
     return path
 
 
 def load_arrays(name: str, split: str, size: int = 28, root: str | os.PathLike | None = None,
-                download: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                download: bool = True, *, timeout: float = 60.0) -> tuple[np.ndarray, np.ndarray]:
     """Raw arrays: volumes uint8 (N, D, H, W) and labels int64 (N,)."""
     check_choice("split", split, SPLITS)
-    path = ensure_file(name, size, root, download)
+    path = ensure_file(name, size, root, download, timeout=timeout)
     with np.load(path) as f:
         return f[f"{split}_images"], f[f"{split}_labels"].reshape(-1).astype(np.int64)
 
@@ -145,14 +176,16 @@ def to_video(volumes: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def load_split(name: str, split: str, size: int = 28, root: str | os.PathLike | None = None,
-               normalize: str = "unit", download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+               normalize: str = "unit", download: bool = True, *,
+               timeout: float = 60.0) -> tuple[torch.Tensor, torch.Tensor]:
     """One split as clips ``x`` float32 (N, 1, T, H, W) and labels ``y`` int64 (N,).
 
     normalize="unit": x / 255 in [0, 1]. normalize="standard": then (x - mean) / std with the
-    TRAINING split's statistics (so val/test never leak into preprocessing).
+    TRAINING split's statistics (so val/test never leak into preprocessing). ``timeout`` bounds a
+    download of the file, in seconds.
     """
     check_choice("normalize", normalize, ("unit", "standard"))
-    volumes, labels = load_arrays(name, split, size, root, download)
+    volumes, labels = load_arrays(name, split, size, root, download, timeout=timeout)
     x = to_video(volumes)
     if normalize == "standard":
         mean, std = train_stats(name, size, root)

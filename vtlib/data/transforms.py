@@ -48,8 +48,15 @@ def resize(x: torch.Tensor, size: int | tuple[int, int], frames: int | None = No
     """Resize clips to ``size`` (H, W) and, if given, ``frames`` in time (trilinear)."""
     check_rank("x", x, 5, LAYOUT)
     check_float("x", x)
-    h, w = (size, size) if isinstance(size, int) else size
-    t = frames or x.shape[2]
+    hw = (size, size) if isinstance(size, int) and not isinstance(size, bool) else size
+    if not isinstance(hw, (tuple, list)) or len(hw) != 2:
+        raise bad_arg("size", "an int or (H, W)", repr(size), "pass e.g. size=28 or size=(28, 28)")
+    h, w = hw
+    check_positive_int("size", h)
+    check_positive_int("size", w)
+    if frames is not None:
+        check_positive_int("frames", frames)
+    t = x.shape[2] if frames is None else frames
     return F.interpolate(x, size=(t, h, w), mode="trilinear", align_corners=False)
 
 
