@@ -9,13 +9,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.testing import assert_close
 
+from vtlib import attention as attention_module
 from vtlib.attention import (
+    AttentionMaps,
     MultiHeadAttention,
     attention_explicit,
     causal_mask,
     fully_masked_rows,
     key_mask,
     load_torch_mha,
+    record_attention,
 )
 from vtlib.errors import VtlibError
 from vtlib.exercises.nb04 import check_causal_mask, check_scaled_dot_product
@@ -158,10 +161,12 @@ def test_mha_matches_torch_multihead_attention(dim, heads, n, bias):
     ours, mha = torch_pair(dim, heads, bias)
     x = torch.randn(3, n, dim)
     ref, ref_w = mha(x, x, x, need_weights=True, average_attn_weights=False)
-    out, w = ours(x, return_attn=True)
+    with record_attention(ours) as maps:
+        out = ours(x)
+    assert len(maps) == 1 and maps.names == [""]
     assert_close(ours(x), ref)
     assert_close(out, ref)
-    assert_close(w, ref_w)
+    assert_close(maps[0], ref_w)
 
 
 def test_mha_matches_torch_with_attn_mask_and_key_padding():
@@ -173,7 +178,9 @@ def test_mha_matches_torch_with_attn_mask_and_key_padding():
     keep = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
     ref = mha(x, x, x, key_padding_mask=~keep, need_weights=False)[0]
     assert_close(ours(x, mask=key_mask(keep)), ref)
-    assert_close(ours(x, mask=key_mask(keep), return_attn=True)[0], ref)
+    with record_attention(ours) as maps:
+        assert_close(ours(x, mask=key_mask(keep)), ref)
+    assert torch.all(maps[0][1, :, :, 4:] == 0)                  # padded keys get no weight
     # per-sample (B, N, N) masks are broadcast over heads
     both = m & keep[:, None, :]
     ref = mha(x, x, x, attn_mask=~both.repeat_interleave(4, dim=0), need_weights=False)[0]
@@ -182,19 +189,82 @@ def test_mha_matches_torch_with_attn_mask_and_key_padding():
 
 def test_mha_fast_path_equals_explicit_path():
     torch.manual_seed(0)
-    attn = MultiHeadAttention(24, 6).eval()
+    attn = MultiHeadAttention(dim=24, heads=6).eval()
     x = torch.randn(2, 9, 24)
     for mask in (None, causal_mask(9), key_mask(torch.rand(2, 9) > 0.3),
                  torch.randn(2, 6, 9, 9)):
         fast = attn(x, mask=mask)
-        slow, w = attn(x, mask=mask, return_attn=True)
-        assert w.shape == (2, 6, 9, 9)
+        with record_attention(attn) as maps:
+            slow = attn(x, mask=mask)
+        assert maps[0].shape == (2, 6, 9, 9)
         assert_close(fast, slow)
+
+
+# ------------------------------------------------------------------------ record_attention
+def test_recorded_map_equals_a_hand_computation():
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(dim=12, heads=3).eval()
+    x = torch.randn(2, 5, 12)
+    keep = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    with torch.no_grad(), record_attention(attn) as maps:
+        attn(x, mask=key_mask(keep))
+    q, k, _ = (attn.qkv(x).detach().view(2, 5, 3, 3, 4).permute(2, 0, 3, 1, 4))   # each (B, heads, N, 4)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(4)
+    scores = scores.masked_fill(~keep[:, None, None, :], float("-inf"))
+    assert isinstance(maps, AttentionMaps) and len(maps) == 1
+    assert_close(maps[0], scores.softmax(-1))
+    assert_close(maps[0].sum(-1), torch.ones(2, 3, 5))                  # rows sum to 1 over the keys
+
+
+def test_recording_keeps_outputs_and_restores_the_fast_path(monkeypatch):
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(dim=8, heads=2).eval()
+    x = torch.randn(3, 6, 8)
+    fast = attn(x)
+    with record_attention(attn) as maps:
+        assert_close(attn(x), fast)
+        attn(x)                                                          # a second call is recorded too
+    assert len(maps) == 2 and maps.names == ["", ""] and list(maps.by_name()) == [""]
+    assert attn._recorder is None and "_recorder" not in attn.__dict__
+    with pytest.raises(RuntimeError, match="boom"), record_attention(attn):
+        raise RuntimeError("boom")
+    assert attn._recorder is None                                        # left even after an error
+
+    def no_explicit(*args, **kwargs):
+        raise AssertionError("the explicit path ran outside record_attention")
+
+    monkeypatch.setattr(attention_module, "attention_explicit", no_explicit)
+    assert torch.equal(attn(x), fast)                                    # not recording: SDPA, same numbers
+
+
+def test_record_attention_names_in_forward_order_and_errors():
+    from vtlib.block import Transformer
+
+    t = Transformer(dim=8, depth=3, heads=2).eval()
+    x = torch.randn(2, 4, 8)
+    with torch.no_grad(), record_attention(t) as maps:
+        t(x)
+    assert maps.names == [f"blocks.{i}.attn" for i in range(3)]
+    assert all(m.shape == (2, 2, 4, 4) for m in maps)
+    with torch.no_grad(), record_attention(t.blocks[1]) as maps:       # a submodule: names relative to it
+        t(x)
+    assert maps.names == ["attn"]
+    with pytest.raises(VtlibError, match="^model: expected a torch.nn.Module"):
+        with record_attention("model"):
+            pass
+    with pytest.raises(VtlibError, match="^model: expected a module holding at least one vtlib attention layer"):
+        with record_attention(nn.Linear(2, 2)):
+            pass
+    with record_attention(t):
+        with pytest.raises(VtlibError, match="^model: expected attention modules that are not being recorded"):
+            with record_attention(t.blocks[0]):
+                pass
+    assert all(b.attn._recorder is None for b in t.blocks)
 
 
 def test_mha_load_into_existing_module():
     ours, mha = torch_pair(16, 4)
-    fresh = MultiHeadAttention(16, 4)
+    fresh = MultiHeadAttention(dim=16, heads=4)
     assert load_torch_mha(fresh, mha) is fresh
     x = torch.randn(1, 3, 16)
     assert_close(fresh(x), ours(x))
@@ -202,12 +272,12 @@ def test_mha_load_into_existing_module():
 
 def test_mha_errors():
     with pytest.raises(VtlibError, match=r"^heads: expected a divisor of dim=10.*\[1, 2, 5, 10\]"):
-        MultiHeadAttention(10, 4)
+        MultiHeadAttention(dim=10, heads=4)
     with pytest.raises(VtlibError, match="^dim: expected a positive int"):
-        MultiHeadAttention(0, 1)
+        MultiHeadAttention(dim=0, heads=1)
     with pytest.raises(VtlibError, match="^attn_drop: expected a probability"):
-        MultiHeadAttention(8, 2, attn_drop=-0.1)
-    attn = MultiHeadAttention(8, 2)
+        MultiHeadAttention(dim=8, heads=2, attn_drop=-0.1)
+    attn = MultiHeadAttention(dim=8, heads=2)
     with pytest.raises(VtlibError, match="^x: expected a 3-D tensor shaped"):
         attn(torch.randn(4, 8))
     with pytest.raises(VtlibError, match="^x: expected last axis D=8"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vtlib.attention import MultiHeadAttention, causal_mask
+from vtlib.attention import MultiHeadAttention, causal_mask, record_attention
 from vtlib.block import MLP, Block, Transformer
 from vtlib.cost import (
     attention_core_flops,
@@ -36,10 +36,11 @@ def test_formulas_by_hand():
 @pytest.mark.parametrize("n,d,heads", CASES)
 def test_block_flops_equal_flop_counter_fast_and_explicit(n, d, heads):
     torch.manual_seed(0)
-    blk = Block(d, heads).eval()
+    blk = Block(dim=d, heads=heads).eval()
     x = torch.randn(1, n, d)
     assert measure_flops(blk, x) == block_flops(n, d)                    # SDPA, MATH backend
-    assert measure_flops(blk, x, return_attn=True) == block_flops(n, d)  # explicit attention
+    with record_attention(blk):
+        assert measure_flops(blk, x) == block_flops(n, d)                # explicit attention
     assert measure_flops(blk, x, mask=causal_mask(n)) == block_flops(n, d)  # masks are free
     assert measure_flops(blk.attn, x) == attention_flops(n, d)
     assert measure_flops(blk.mlp, x) == mlp_flops(n, d, 4 * d)
@@ -48,18 +49,19 @@ def test_block_flops_equal_flop_counter_fast_and_explicit(n, d, heads):
 def test_cpu_fused_sdpa_is_not_counted_by_flop_counter():
     """torch 2.13 on CPU: the fused SDPA kernel is invisible to FlopCounterMode (documented)."""
     n, d = 17, 16
-    blk = Block(d, 4).eval()
+    blk = Block(dim=d, heads=4).eval()
     x = torch.randn(1, n, d)
     raw = measure_flops(blk, x, math_sdpa=False)
     assert raw == block_flops(n, d) - attention_core_flops(n, d)
-    assert measure_flops(blk, x, return_attn=True, math_sdpa=False) == block_flops(n, d)
+    with record_attention(blk):                                          # explicit: plain matmuls
+        assert measure_flops(blk, x, math_sdpa=False) == block_flops(n, d)
 
 
 def test_measure_counts_whole_batch_and_stack():
-    t = Transformer(16, depth=2, heads=4, mlp_ratio=2.0).eval()
+    t = Transformer(dim=16, depth=2, heads=4, mlp_ratio=2.0).eval()
     x = torch.randn(3, 9, 16)
     assert measure_flops(t, x) == 3 * transformer_flops(9, 16, depth=2, mlp_ratio=2.0)
-    assert measure_flops(MLP(16, 8), x) == 3 * mlp_flops(9, 16, 8)
+    assert measure_flops(MLP(dim=16, hidden_dim=8), x) == 3 * mlp_flops(9, 16, 8)
 
 
 def test_attention_cost_is_quadratic_in_tokens():
@@ -72,7 +74,7 @@ def test_attention_cost_is_quadratic_in_tokens():
     assert attention_flops(2 * 4, 1024) / attention_flops(4, 1024) < 2.01
     assert attention_flops(2 * 4096, 8) / attention_flops(4096, 8) > 3.99
     # measured: the second difference f(2N) - 2 f(N) is the quadratic part only: 8·N²·D
-    attn = MultiHeadAttention(d, 4).eval()
+    attn = MultiHeadAttention(dim=d, heads=4).eval()
     f = {n: measure_flops(attn, torch.randn(1, n, d)) for n in (12, 24)}
     assert f[24] - 2 * f[12] == 8 * 12 * 12 * d
 

@@ -2,8 +2,21 @@
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
-from vtlib.experiments.common import format_summary, loaders, read_csv, run, summarise, write_csv, write_results
+from vtlib.errors import VtlibError
+from vtlib.experiments.common import (
+    dataset_summary,
+    format_summary,
+    loaders,
+    read_csv,
+    report,
+    run,
+    slice_loaders,
+    summarise,
+    write_csv,
+    write_results,
+)
 from vtlib.train import TrainConfig
 
 
@@ -40,6 +53,33 @@ def test_write_results_stamps_provenance_and_summary(tmp_path):
     summary = read_csv(tmp_path / "x_summary.csv")
     assert summary[0]["n"] == "3" and float(summary[0]["test_auc_mean"]) == pytest.approx(0.6)
     assert float(summary[0]["test_auc_std"]) == pytest.approx(0.1)
+
+
+def test_dataset_summary_columns_and_order(capsys):
+    rows = [{"dataset": ds, "config": c, "seed": s, "epochs": 8, "params": 10, "mflops": 1.5, "extra": c,
+             "test_auc": 0.5 + s / 10, "test_acc": 0.6, "val_auc": 0.7, "clips_per_cpu_s": str(100 + 10 * s)}
+            for ds in ("direction", "adrenal") for c in ("b", "a") for s in range(3)]
+    out = dataset_summary(rows, ("epochs", "params", "mflops", "extra"))
+    assert [(r["dataset"], r["config"]) for r in out] == [("direction", "b"), ("direction", "a"),
+                                                         ("adrenal", "b"), ("adrenal", "a")]
+    assert list(out[0]) == ["dataset", "config", "n", "test_auc_mean", "test_auc_std", "test_acc_mean",
+                            "test_acc_std", "val_auc_mean", "val_auc_std", "epochs", "params", "mflops", "extra",
+                            "clips_per_cpu_s"]
+    assert out[0]["test_auc_mean"] == pytest.approx(0.6) and out[0]["clips_per_cpu_s"] == 110.0
+    report([{**rows[0], "best_epoch": 3, "train_seconds": 2.5}], f"{'direction':>10} b")
+    assert capsys.readouterr().out == " direction b seed 0: test AUC 0.500 ACC 0.600 (best epoch 3, 2.5 s)\n"
+
+
+def test_slice_loaders_label_every_slice_and_check_frames():
+    x = torch.arange(2 * 6, dtype=torch.float32).view(2, 1, 6, 1, 1)
+    data = {"train": DataLoader(TensorDataset(x, torch.tensor([0, 1])))}
+    out = slice_loaders(data, frames=(0, 5), batch_size=3)["train"]
+    xs, ys = out.dataset.tensors
+    assert xs.shape == (4, 1, 1, 1, 1) and xs.flatten().tolist() == [0, 5, 6, 11] and ys.tolist() == [0, 0, 1, 1]
+    assert out.batch_size == 3 and slice_loaders(data, frames=(1,))["train"].batch_size == 64
+    for frames in ((), (6,), (-1,)):
+        with pytest.raises(VtlibError, match="^frames:"):
+            slice_loaders(data, frames=frames)
 
 
 def test_positions_experiment_builds_every_cell_and_merges_in_table_order(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests for vtlib.hf: ViViT Model 1 ported to and from Hugging Face gives the same logits.
+"""Tests for vtlib.hf.vivit: ViViT Model 1 ported to and from Hugging Face gives the same logits.
 
 Configs are random-init and built locally (no hub download). Parameters are perturbed after
 construction so that no weight is left at a special value (HF zero-inits its CLS and positions,

@@ -1,4 +1,4 @@
-"""Tests for vtlib.hf_timesformer: vtlib's TimeSformer and HF's TimesformerForVideoClassification agree.
+"""Tests for vtlib.hf.timesformer: vtlib's TimeSformer and HF's TimesformerForVideoClassification agree.
 
 Random-init configs built locally (no hub). Every parameter is perturbed after construction, so no
 weight stays at a special value (zero temporal fc, zero time embedding, unit LayerNorms): a port that
@@ -15,8 +15,13 @@ from transformers import TimesformerConfig, TimesformerForVideoClassification  #
 
 from vtlib.bench import timesformer_entry as bench_entry  # noqa: E402
 from vtlib.errors import VtlibError  # noqa: E402
-from vtlib.hf import to_hf_video  # noqa: E402
-from vtlib.hf_timesformer import HFTimesformerClassifier, hf_timesformer_config, timesformer_from_hf, timesformer_to_hf  # noqa: E402
+from vtlib.hf import (  # noqa: E402
+    HFTimesformerClassifier,
+    hf_timesformer_config,
+    timesformer_from_hf,
+    timesformer_to_hf,
+    to_hf_video,
+)
 from vtlib.models.timesformer import TimeSformer  # noqa: E402
 
 # (frames, size, patch, dim, depth, heads, classes, mlp_ratio, qkv_bias, channels, attention)

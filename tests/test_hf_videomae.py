@@ -6,7 +6,7 @@ from torch.testing import assert_close
 transformers = pytest.importorskip("transformers")
 
 from vtlib.errors import VtlibError  # noqa: E402
-from vtlib.hf_videomae import (  # noqa: E402
+from vtlib.hf import (  # noqa: E402
     classifier_from_hf,
     classifier_to_hf,
     encoder_from_hf,

@@ -6,7 +6,7 @@ import pytest
 
 VTLIB = Path(__file__).resolve().parents[1] / "vtlib"
 COMMANDS = ("bench", "experiments", "lab", "exercises", "course")
-TRAINING = ("train", "pretrain", "hf", "hf_timesformer", "hf_videomae")
+TRAINING = ("train", "checkpoint", "pretrain", "hf")
 
 
 def layer(module: str) -> int:
@@ -77,5 +77,6 @@ def test_no_import_cycles():
 
 
 def test_the_checker_sees_imports_inside_functions():
-    assert "vtlib.hf_videomae" in GRAPH["vtlib.bench"]
+    assert "vtlib.hf" in GRAPH["vtlib.bench"]
+    assert layer("vtlib.hf.common") == layer("vtlib.hf.videomae") == layer("vtlib.train") == 2
     assert layer("vtlib.stats") == 0 and layer("vtlib.models.vivit") == 1 and layer("vtlib.lab") == 3

@@ -43,3 +43,25 @@ def test_learner_files_do_not_cite_files_learners_do_not_have():
         text = path.read_text(encoding="utf-8")
         for needle in ("reference/papers.md", "reference/course-engineering.md", "../shared"):
             assert needle not in text, f"{path.name} cites {needle}, which is not in the repository"
+
+
+def test_time_phrases():
+    from notebook_tools import time_phrase
+
+    assert [time_phrase(s) for s in (8.6, 44.9, 45, 89.9, 90, 149, 151, 239)] == [
+        "under a minute", "under a minute", "about a minute", "about a minute", "about 2 minutes",
+        "about 2 minutes", "about 3 minutes", "about 4 minutes"]
+
+
+@pytest.mark.parametrize("path", sorted(SRC_DIR.glob("*.py")), ids=lambda p: p.stem)
+def test_time_header_says_what_was_measured(path):
+    """Each "Time:" header is the nbval run time in results/notebook_times.csv, rounded as time_phrase says."""
+    from notebook_tools import TIME_LINE, TIMES_CSV, read_times, time_phrase
+
+    seconds = read_times().get(path.stem)
+    assert seconds is not None, f"{path.stem}: no measured time in {TIMES_CSV.name}; run tools/notebook_tools.py times"
+    m = TIME_LINE.search(path.read_text())
+    assert m, f"{path.name} has no '**Time:** about ...' line"
+    assert m.group("phrase") == time_phrase(seconds), (
+        f"{path.name} says '{m.group('phrase')}', nbval measured {seconds:.0f} s ({time_phrase(seconds)}): "
+        "run tools/notebook_tools.py headers")

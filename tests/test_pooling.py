@@ -16,7 +16,7 @@ def tokens(b=2, n=7, d=8, seed=0):
 
 
 def test_cls_token_prepend_and_read():
-    cls = ClsToken(8)
+    cls = ClsToken(dim=8)
     assert cls.token.shape == (1, 1, 8) and cls.token.requires_grad and cls.num_prefix == 1
     x = tokens()
     y = cls.prepend(x)
@@ -34,7 +34,7 @@ def test_cls_token_prepend_and_read():
 
 def test_mean_pool():
     x = tokens()
-    pool = MeanPool(8)
+    pool = MeanPool(dim=8)
     assert_close(pool(x), x.sum(1) / 7)
     assert pool.prepend(x) is x and pool.num_prefix == 0
     assert_close(pool(x[:, torch.randperm(7)]), pool(x))
@@ -56,7 +56,7 @@ def test_attention_pool_function():
 @pytest.mark.parametrize("heads", [1, 2, 4])
 def test_attention_pool_module_matches_sdpa(heads):
     torch.manual_seed(heads)
-    pool = AttentionPool(8, heads=heads)
+    pool = AttentionPool(dim=8, heads=heads)
     x = tokens()
     out, w = pool(x, return_weights=True)
     assert out.shape == (2, 8) and w.shape == (2, heads, 7)
@@ -72,7 +72,7 @@ def test_attention_pool_module_matches_sdpa(heads):
 
 
 def test_attention_pool_learns_which_tokens_matter():
-    pool = AttentionPool(4)
+    pool = AttentionPool(dim=4)
     with torch.no_grad():
         pool.to_kv.weight.zero_()
         pool.to_kv.bias.zero_()
@@ -87,11 +87,11 @@ def test_attention_pool_learns_which_tokens_matter():
 
 def test_attention_pool_errors():
     with pytest.raises(VtlibError, match="heads"):
-        AttentionPool(8, heads=3)
+        AttentionPool(dim=8, heads=3)
     with pytest.raises(VtlibError, match="x"):
-        AttentionPool(8)(tokens(d=6))
+        AttentionPool(dim=8)(tokens(d=6))
     with pytest.raises(VtlibError, match="x"):
-        AttentionPool(8)(torch.randn(2, 0, 8))
+        AttentionPool(dim=8)(torch.randn(2, 0, 8))
 
 
 def test_make_pool_and_common_interface():
@@ -111,7 +111,7 @@ def test_token_zero_without_cls_is_a_patch_token():
     """The pitfall: with no CLS prepended, x[:, 0] is the first patch, not a summary."""
     x = tokens()
     assert not torch.allclose(x[:, 0], MeanPool()(x))
-    assert_close(ClsToken(8).prepend(x)[:, 1], x[:, 0])      # after prepend the patch moves to index 1
+    assert_close(ClsToken(dim=8).prepend(x)[:, 1], x[:, 0])      # after prepend the patch moves to index 1
 
 
 # ---- exercise checks (notebook 03) ---------------------------------------------------------

@@ -87,7 +87,7 @@ def test_sincos_errors():
 # ---- modules -------------------------------------------------------------------------------
 
 def test_learned_position_adds_and_checks():
-    pos = LearnedPosition(12, 8)
+    pos = LearnedPosition(num_tokens=12, dim=8)
     assert pos.pos.shape == (1, 12, 8) and pos.pos.requires_grad
     assert pos.pos.abs().max() <= 0.04 + 1e-6   # truncated at 2 std
     x = torch.randn(2, 12, 8)
@@ -97,12 +97,12 @@ def test_learned_position_adds_and_checks():
     with pytest.raises(VtlibError, match="num_frames"):
         pos.with_frames(4)
     with pytest.raises(VtlibError, match="num_frames"):
-        LearnedPosition(12, 8, num_frames=5)
-    assert LearnedPosition(4, 2, init_std=0.0).pos.abs().sum() == 0
+        LearnedPosition(num_tokens=12, dim=8, num_frames=5)
+    assert LearnedPosition(num_tokens=4, dim=2, init_std=0.0).pos.abs().sum() == 0
 
 
 def test_learned_position_with_frames():
-    pos = LearnedPosition(4 * 6, 8, num_frames=4)
+    pos = LearnedPosition(num_tokens=4 * 6, dim=8, num_frames=4)
     fewer = pos.with_frames(2, mode="slice")
     assert fewer.num_tokens == 12 and fewer(torch.zeros(1, 12, 8)).shape == (1, 12, 8)
     assert_close(fewer.pos, pos.pos[:, :12])
@@ -134,20 +134,20 @@ def test_space_time_position_layout():
         for n in range(4):
             assert_close(out[0, t * 4 + n], st.time[t] + st.space[n])
     assert sum(p.numel() for p in st.parameters()) == (3 + 4) * 6
-    zero_time = SpaceTimePosition(3, 4, 6, time_init="zeros")
+    zero_time = SpaceTimePosition(num_frames=3, num_patches=4, dim=6, time_init="zeros")
     assert zero_time.time.abs().sum() == 0
     assert_close(zero_time(x)[0, 4:8], zero_time.space)      # starts as space-only
-    space_only = SpaceTimePosition(3, 4, 6, use_time=False)
+    space_only = SpaceTimePosition(num_frames=3, num_patches=4, dim=6, use_time=False)
     assert space_only.time is None and sum(p.numel() for p in space_only.parameters()) == 24
     assert_close(space_only(x)[0, :4], space_only(x)[0, 8:])
     with pytest.raises(VtlibError, match="x"):
         st(torch.zeros(2, 8, 6))
     with pytest.raises(VtlibError, match="time_init"):
-        SpaceTimePosition(3, 4, 6, time_init="ones")
+        SpaceTimePosition(num_frames=3, num_patches=4, dim=6, time_init="ones")
 
 
 def test_space_time_position_with_frames():
-    st = SpaceTimePosition(4, 5, 6)
+    st = SpaceTimePosition(num_frames=4, num_patches=5, dim=6)
     more = st.with_frames(8)
     assert more.time.shape == (8, 6) and more(torch.zeros(1, 40, 6)).shape == (1, 40, 6)
     assert_close(more.space, st.space)
@@ -156,7 +156,8 @@ def test_space_time_position_with_frames():
     assert_close(fewer.time, st.time[:2])
     with pytest.raises(VtlibError, match="new_frames"):
         st.with_frames(5, mode="slice")
-    assert SpaceTimePosition(4, 5, 6, use_time=False).with_frames(2)(torch.zeros(1, 10, 6)).shape == (1, 10, 6)
+    space_only = SpaceTimePosition(num_frames=4, num_patches=5, dim=6, use_time=False)
+    assert space_only.with_frames(2)(torch.zeros(1, 10, 6)).shape == (1, 10, 6)
 
 
 def test_resize_time_layouts_and_errors():
@@ -202,7 +203,7 @@ def test_attention_is_permutation_equivariant_without_positions():
         perm = torch.randperm(6)
     with torch.no_grad():
         assert_close(layer(x[:, perm]), layer(x)[:, perm], rtol=1e-5, atol=1e-5)
-        pos = LearnedPosition(6, 16, init_std=1.0)
+        pos = LearnedPosition(num_tokens=6, dim=16, init_std=1.0)
         with_pos = layer(pos(x[:, perm]))
         assert not torch.allclose(with_pos, layer(pos(x))[:, perm], atol=1e-3)
 

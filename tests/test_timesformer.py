@@ -5,9 +5,10 @@ import copy
 
 import pytest
 import torch
+from einops import rearrange
 from torch.testing import assert_close
 
-from vtlib.attention import MultiHeadAttention
+from vtlib.attention import MultiHeadAttention, record_attention
 from vtlib.errors import VtlibError
 from vtlib.models.timesformer import (
     ATTENTIONS,
@@ -43,11 +44,25 @@ def _clips(b=2, seed=0, shape=VIDEO):
     return torch.randn(b, 1, *shape, generator=torch.Generator().manual_seed(seed))
 
 
+def _recorded(model: TimeSformer, x: torch.Tensor) -> tuple[torch.Tensor, list[dict]]:
+    """Logits and, per block, {sub-attention name: weights (B, G, heads, L', L')} via record_attention."""
+    with torch.no_grad(), record_attention(model) as maps:
+        logits = model(x)
+    names = SCHEMES.get(model.attention, (model.attention,))
+    assert len(maps) == len(names) * len(model.blocks)             # one map per sub-attention, in order
+    by_name, blocks = maps.by_name(), []
+    for i in range(len(model.blocks)):
+        keys = [f"blocks.{i}.mixers.{n}.attn" for n in names[:-1]] + [f"blocks.{i}.attn"]
+        assert maps.names[i * len(names):(i + 1) * len(names)] == keys
+        blocks.append({n: rearrange(by_name[k], "(b g) h i j -> b g h i j", b=x.shape[0]) for n, k in zip(names, keys)})
+    return logits, blocks
+
+
 @pytest.mark.parametrize("attention,cls_in_time", VARIANTS)
 def test_shapes_and_attention_maps(attention, cls_in_time):
     model = _model(attention, cls_in_time=cls_in_time)
     x = _clips(3)
-    logits, maps = model(x, return_attn=True)
+    logits, maps = _recorded(model, x)
     assert logits.shape == (3, 2) and len(maps) == KW["depth"]
     assert_close(logits, model(x))                        # explicit attention == SDPA path
     names = SCHEMES.get(attention, (attention,))
@@ -76,7 +91,7 @@ def test_grouping_is_a_partition_and_ungroup_inverts_it(name):
 @pytest.mark.parametrize("name", list(GROUPINGS))
 def test_grouped_attention_equals_masked_joint_attention(name):
     torch.manual_seed(0)
-    attn = MultiHeadAttention(16, 2).eval()
+    attn = MultiHeadAttention(dim=16, heads=2).eval()
     x = torch.randn(2, 64, 16)
     grouped = ungroup(attn(group(x, name, GRID)), name, GRID, 2)
     ids = group_ids(name, GRID)
@@ -95,7 +110,7 @@ def _counted(maps: dict, cls_joined: dict) -> torch.Tensor:
 @pytest.mark.parametrize("attention,cls_in_time", VARIANTS)
 def test_comparisons_per_patch_counted_in_the_model(attention, cls_in_time):
     model = _model(attention, cls_in_time=cls_in_time)
-    _, maps = model(_clips(1), return_attn=True)
+    _, maps = _recorded(model, _clips(1))
     T, N = 4, 16
     names = SCHEMES.get(attention, (attention,))
     joined = {n: n == names[-1] or cls_in_time or attention in ("joint", "space") for n in names}
@@ -197,11 +212,11 @@ def test_training_mode_with_drop_path_runs_and_backpropagates():
 
 
 def test_block_checks_its_input():
-    block = FactorisedBlock(16, 2, GRID)
+    block = FactorisedBlock(dim=16, heads=2, grid=GRID)
     with pytest.raises(VtlibError, match="x: expected"):
         block(torch.randn(2, 64, 16))                     # no CLS token
     with pytest.raises(VtlibError, match="scheme"):
-        FactorisedBlock(16, 2, GRID, scheme="joint")
+        FactorisedBlock(dim=16, heads=2, grid=GRID, scheme="joint")
 
 
 def test_errors_name_the_argument():

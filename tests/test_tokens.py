@@ -94,7 +94,7 @@ def test_patchify_errors():
 # ---- TubeletEmbed and its linear view ------------------------------------------------------
 
 def test_tubelet_embed_shape_and_order():
-    emb = TubeletEmbed(16, (2, 4, 4), in_channels=1)
+    emb = TubeletEmbed(dim=16, tubelet=(2, 4, 4), in_channels=1)
     x = video()
     out = emb(x)
     assert out.shape == (2, 36, 16)
@@ -104,7 +104,7 @@ def test_tubelet_embed_shape_and_order():
 
 
 def test_linear_on_patchify_equals_conv3d():
-    emb = TubeletEmbed(8, (2, 4, 4), in_channels=3)
+    emb = TubeletEmbed(dim=8, tubelet=(2, 4, 4), in_channels=3)
     x = video(c=3)
     lin = linear_from_conv3d(emb)
     assert lin.weight.shape == (8, 3 * 2 * 4 * 4)
@@ -115,7 +115,7 @@ def test_linear_on_patchify_equals_conv3d():
 
 
 def test_tubelet_embed_errors():
-    emb = TubeletEmbed(8, (2, 4, 4))
+    emb = TubeletEmbed(dim=8, tubelet=(2, 4, 4))
     with pytest.raises(VtlibError, match="tubelet"):
         emb(video(t=7))
     with pytest.raises(VtlibError, match="x: expected a 5-D"):
@@ -125,7 +125,7 @@ def test_tubelet_embed_errors():
     with pytest.raises(VtlibError, match="float"):
         emb(torch.zeros(1, 1, 8, 12, 12, dtype=torch.uint8))
     with pytest.raises(VtlibError, match="dim"):
-        TubeletEmbed(0)
+        TubeletEmbed(dim=0)
     with pytest.raises(VtlibError, match="embed"):
         linear_from_conv3d(nn.Linear(2, 2))
 
@@ -150,7 +150,7 @@ def test_inflate_and_central_values():
 @pytest.mark.parametrize("t", [1, 2, 3, 4])
 def test_central_frame_init_equals_uniform_frame_sampling(t):
     torch.manual_seed(t)
-    frames = FrameEmbed(16, patch=4, in_channels=2, frame_stride=t)
+    frames = FrameEmbed(dim=16, patch=4, in_channels=2, frame_stride=t)
     assert frames.offset == t // 2
     tube = TubeletEmbed.from_2d(frames.proj, t, init="central")
     assert tube.tubelet == (t, 4, 4)
@@ -160,7 +160,7 @@ def test_central_frame_init_equals_uniform_frame_sampling(t):
 
 
 def test_inflate_init_on_static_video_equals_2d_embedding():
-    frames = FrameEmbed(8, patch=4, frame_stride=1)
+    frames = FrameEmbed(dim=8, patch=4, frame_stride=1)
     tube = TubeletEmbed.from_2d(frames.proj, 4, init="inflate")
     still = video(t=1).expand(-1, -1, 8, -1, -1)          # the same frame 8 times
     out2d = frames(still)                                   # (B, 8*9, D): every frame identical
@@ -168,7 +168,7 @@ def test_inflate_init_on_static_video_equals_2d_embedding():
 
 
 def test_frame_embed_sampling_and_errors():
-    fe = FrameEmbed(8, patch=4, frame_stride=3, offset=0)
+    fe = FrameEmbed(dim=8, patch=4, frame_stride=3, offset=0)
     x = video(t=8)
     assert fe.grid(x.shape) == (3, 3, 3)                    # frames 0, 3, 6
     out = fe(x)
@@ -177,11 +177,11 @@ def test_frame_embed_sampling_and_errors():
     with pytest.raises(VtlibError, match="patch"):
         fe(video(h=10))
     with pytest.raises(VtlibError, match="offset"):
-        FrameEmbed(8, patch=4, offset=-1)
+        FrameEmbed(dim=8, patch=4, offset=-1)
     with pytest.raises(VtlibError, match="offset"):
-        FrameEmbed(8, patch=4, frame_stride=2, offset=5)(video(t=4))
+        FrameEmbed(dim=8, patch=4, frame_stride=2, offset=5)(video(t=4))
     with pytest.raises(VtlibError, match="frame_stride"):
-        FrameEmbed(8, patch=4, frame_stride=0)
+        FrameEmbed(dim=8, patch=4, frame_stride=0)
 
 
 def test_from_2d_validation_and_bias():

@@ -17,7 +17,17 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from vtlib.block import DropPath
 from vtlib.errors import VtlibError
-from vtlib.train import TrainConfig, evaluate, fit, load_checkpoint, mixup, param_groups, save_checkpoint, warmup_cosine
+from vtlib.train import (
+    TrainConfig,
+    evaluate,
+    fit,
+    load_checkpoint,
+    mixup,
+    no_decay_names,
+    param_groups,
+    save_checkpoint,
+    warmup_cosine,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,6 +44,8 @@ def make_data(n=64, seed=0, classes=2):
 
 class Tiny(nn.Module):
     """Flatten + LayerNorm + dropout + drop-path branch + linear head; has a pos_embed and a cls_token."""
+
+    no_weight_decay = ("pos_embed", "cls_token")
 
     def __init__(self, classes=2):
         super().__init__()
@@ -121,6 +133,33 @@ def test_param_groups_no_decay_on_bias_norm_tokens():
     assert sorted(names[id(p)] for p in no_decay["params"]) == [
         "branch.bias", "cls_token", "head.bias", "norm.bias", "norm.weight", "pos_embed"]
     assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+
+
+def test_no_decay_is_declared_not_guessed_from_names():
+    class Plain(nn.Module):                              # no declaration: a 2-D "pos" table IS decayed now
+        def __init__(self):
+            super().__init__()
+            self.pos_embed = nn.Parameter(torch.zeros(3, 4))
+            self.token_proj = nn.Linear(4, 4)
+
+    assert no_decay_names(Plain()) == {"token_proj.bias"}
+
+    class Declared(Plain):
+        no_weight_decay = ("pos_embed", "missing")       # absent / None names are skipped (optional tables)
+
+    assert no_decay_names(nn.Sequential(Declared())) == {"0.pos_embed", "0.token_proj.bias"}
+
+    class Wrong(Plain):
+        no_weight_decay = ("token_proj",)                # a submodule, not a parameter
+
+    with pytest.raises(VtlibError, match=r"^Wrong.no_weight_decay: expected names of the module's own parameters"):
+        no_decay_names(Wrong())
+
+    class NotATuple(Plain):
+        no_weight_decay = "pos_embed"
+
+    with pytest.raises(VtlibError, match=r"^NotATuple.no_weight_decay: expected a tuple of parameter names"):
+        no_decay_names(NotATuple())
 
 
 def test_mixup_is_a_convex_pair_mix():
@@ -311,3 +350,297 @@ def test_accelerate_two_cpu_processes(tmp_path):
     assert r0["n_val"] == r1["n_val"] == 30  # gather_for_metrics dropped the padding duplicates
     assert r0["saves"] == [1, 2] and r1["saves"] == []  # only the main process writes checkpoints
     assert load_checkpoint(str(tmp_path / "ckpt.pt"))["epoch"] == 2
+
+
+# ----------------------------------------------------------------------------- no decay, every model
+def _model_builders() -> dict:
+    """Every nn.Module class defined in vtlib.models -> builders of small instances (or the model it is part of)."""
+    from vtlib.models import (
+        cnn_temporal,
+        convvit,
+        fusion,
+        resnet3d,
+        timesformer,
+        tubevit,
+        videomae,
+        vivit,
+        vivit_fdp,
+        vivit_fe,
+        vivit_fsa,
+        vtn,
+    )
+    from vtlib.tubes import tube_preset
+
+    def gated():
+        image = tubevit.TubeViT(tubes=tube_preset(28)[3:], dim=24, depth=1, heads=2, position="learned")
+        return tubevit.GatedTubeViT(image_model=image, tubes=tube_preset(28)[:3], heads=2)
+
+    small = dict(dim=24, depth=1, heads=2)
+    return {
+        "ViViT": [lambda p=p, q=q: vivit.ViViT(pool=p, position=q, **small)
+                  for p in ("cls", "mean", "attn") for q in ("learned", "space", "spacetime", "sincos1d")],
+        "ViViTFactorisedEncoder": [lambda: vivit_fe.ViViTFactorisedEncoder(dim=24, depth_spatial=1, heads=2),
+                                   lambda: vivit_fe.vivit_avgpool(dim=24, depth_spatial=1, heads=2)],
+        "ViViTFactorisedSelfAttention": [lambda: vivit_fsa.ViViTFactorisedSelfAttention(pool="attn", **small)],
+        "ViViTFactorisedDotProduct": [lambda: vivit_fdp.ViViTFactorisedDotProduct(pool="attn", **small)],
+        "TimeSformer": [lambda a=a: timesformer.TimeSformer(attention=a, time_init="normal", **small)
+                        for a in timesformer.ATTENTIONS],
+        "TubeViT": [lambda p=p, q=q: tubevit.TubeViT(position=p, pool=q, **small)
+                    for p, q in (("learned", "attn"), ("fixed", "cls"), ("none", "mean"))],
+        "GatedTubeViT": [gated],
+        "VideoMAE": [lambda: videomae.VideoMAE(**small)],
+        "VideoMAEClassifier": [lambda: videomae.VideoMAEClassifier(**small)],
+        "ConvViT": [lambda: convvit.ConvViT(stem=(4, 8), **small)],
+        "VTN": [lambda: vtn.VTN(dim=24, depth=1, heads=2)],
+        "FrameTemporalCNN": [lambda: cnn_temporal.FrameTemporalCNN()],
+        "R2Plus1dCNN": [lambda: cnn_temporal.R2Plus1dCNN()],
+        "FusionCNN": [lambda f=f: fusion.FusionCNN(fusion=f) for f in ("single", "late", "early", "slow")],
+        "ResNet3D": [lambda c=c: resnet3d.ResNet3D(conv=c, widths=(4, 8, 8, 8)) for c in ("3d", "2.5d", "acs")],
+        # building blocks, covered by the models above
+        "PooledEncoder": "ViViT", "FactorisedDotProductAttention": "ViViTFactorisedDotProduct",
+        "FactorisedSelfAttentionBlock": "ViViTFactorisedSelfAttention", "Mixer": "TimeSformer",
+        "FactorisedBlock": "TimeSformer", "CrossAttention": "GatedTubeViT", "VideoMAEEncoder": "VideoMAE",
+        "VideoMAEDecoder": "VideoMAE", "ConvStem": "ConvViT", "FrameCNN": "VTN", "WindowBlock": "VTN",
+        "ImageBackbone": "VTN (wraps any image model)", "Conv2Plus1d": "R2Plus1dCNN", "BasicBlock": "ResNet3D",
+    }
+
+
+def test_every_model_class_is_covered_by_the_no_decay_test():
+    import inspect
+    import pkgutil
+
+    import vtlib.models
+
+    classes = set()
+    for info in pkgutil.iter_modules(vtlib.models.__path__):
+        module = importlib.import_module(f"vtlib.models.{info.name}")
+        classes |= {name for name, c in inspect.getmembers(module, inspect.isclass)
+                    if issubclass(c, nn.Module) and c.__module__ == module.__name__}
+    assert classes - set(_model_builders()) == set(), "add the new model to _model_builders"
+
+
+@pytest.mark.parametrize("name", [n for n, b in _model_builders().items() if isinstance(b, list)])
+def test_no_decay_exempts_every_table_token_and_query_but_decays_layer_weights(name):
+    """Decayed = exactly the weights of Linear / Conv layers; everything else (norms, biases, position
+    tables, CLS / mask tokens, pooling queries, gates) is exempt."""
+    from vtlib.acs import ACSConv3d
+    from vtlib.models.timesformer import TimeSformer
+    from vtlib.models.videomae import VideoMAEDecoder
+    from vtlib.models.vtn import VTN
+    from vtlib.pooling import AttentionPool, ClsToken
+    from vtlib.position import LearnedPosition, SpaceTimePosition
+    from vtlib.tubes import TubePosition
+
+    layers = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, ACSConv3d)
+    tables = {LearnedPosition: ("pos",), SpaceTimePosition: ("space", "time"), TubePosition: ("pos",),
+              ClsToken: ("token",), AttentionPool: ("query",), VideoMAEDecoder: ("mask_token",),
+              TimeSformer: ("cls_token", "space_pos", "time_pos"), VTN: ("pos",)}
+    found = set()
+    for build in _model_builders()[name]:
+        torch.manual_seed(0)
+        model = build()
+        decay, exempt = param_groups(model, 0.05)
+        names = {id(p): n for n, p in model.named_parameters()}
+        decayed = {names[id(p)] for p in decay["params"]}
+        expected, special = set(), set()
+        for prefix, m in model.named_modules():
+            full = (prefix + ".") if prefix else ""
+            if isinstance(m, layers):
+                expected.add(full + "weight")
+            for kind, attrs in tables.items():
+                if isinstance(m, kind):
+                    special |= {full + a for a in attrs if isinstance(getattr(m, a, None), nn.Parameter)}
+        assert decayed == expected
+        assert special <= {names[id(p)] for p in exempt["params"]}
+        assert len(decay["params"]) + len(exempt["params"]) == sum(p.requires_grad for p in model.parameters())
+        found |= special
+    no_tables = ("FrameTemporalCNN", "R2Plus1dCNN", "FusionCNN", "ResNet3D",   # CNNs
+                 "VideoMAEClassifier")                                         # sin-cos buffers, mean pooling
+    assert found or name in no_tables
+
+
+# ----------------------------------------------------------------------------- what fit refuses (no silent failures)
+class AugmentedSet(torch.utils.data.Dataset):
+    """Dataset-side augmentation with its own generator, like MedMNISTVideo(transform=...)."""
+
+    def __init__(self, x, y, seed=0):
+        self.x, self.labels = x, y
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return flip(self.x[i:i + 1], self.generator)[0], self.labels[i]
+
+
+def test_validation_with_one_class_is_refused_for_auc_selection():
+    tr, va, _ = loaders()
+    x, _ = make_data(16)
+    one_class = DataLoader(TensorDataset(x, torch.zeros(16, dtype=torch.long)), batch_size=8)
+    steps = []
+    with pytest.raises(VtlibError, match=r"val_loader: expected clips of at least two classes.*only class \[0\]"):
+        fit(new_model(), tr, one_class, cfg_(epochs=1, augment=lambda x, g: steps.append(1) or x))
+    assert steps == []                                         # refused before the first step
+    fit(new_model(), tr, one_class, cfg_(epochs=1, select_metric="loss"))   # loss selection still works
+
+
+def test_labels_outside_the_head_are_refused_before_training():
+    x, y = make_data(64)
+    tr = DataLoader(TensorDataset(x, y + 1), batch_size=16)            # labels 1..2 for a 2-way head
+    _, va, _ = loaders()
+    with pytest.raises(VtlibError, match=r"labels of train_loader: expected class indices in \[0, 1\]"):
+        fit(new_model(), tr, va, cfg_(epochs=1))
+
+    class NoLabels(torch.utils.data.Dataset):                       # labels only visible batch by batch
+        def __len__(self):
+            return len(y)
+
+        def __getitem__(self, i):
+            return x[i], y[i] + 1
+    with pytest.raises(VtlibError, match=r"y from train_loader: expected class indices in \[0, 1\]"):
+        fit(new_model(), DataLoader(NoLabels(), batch_size=16), va, cfg_(epochs=1))
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter(zip(x, y))
+    with pytest.raises(VtlibError, match="train_loader: expected a loader with a length"):
+        fit(new_model(), DataLoader(Stream(), batch_size=16), va, cfg_(epochs=1))
+
+
+def test_head_with_the_wrong_number_of_classes_is_refused_before_training():
+    tr, va, _ = loaders()
+    with pytest.raises(VtlibError, match="model: expected 2 logits for a binary task"):
+        fit(new_model(classes=3), tr, va, cfg_(epochs=1))
+
+
+def test_dataset_side_augmentation_is_seeded_and_resumes_exactly(tmp_path):
+    x, y = make_data(96)
+    _, va, te = loaders()
+
+    def train_loader(crash_on=None):
+        ds = AugmentedSet(x[:64], y[:64], seed=99)
+        return Counting(ds, batch_size=16, shuffle=True, generator=torch.Generator(), crash_on=crash_on)
+
+    kw = dict(epochs=4)
+    full = fit(new_model(), train_loader(), va, cfg_(**kw), test_loader=te)
+    again = fit(new_model(), train_loader(), va, cfg_(**kw), test_loader=te)
+    assert no_seconds(full.history) == no_seconds(again.history) and weights_equal(full.model, again.model)
+    shared = train_loader()                                          # two fits on one dataset agree too
+    a, b = (fit(new_model(), shared, va, cfg_(**kw)) for _ in range(2))
+    assert weights_equal(a.model, b.model) and weights_equal(a.model, full.model)
+
+    path = str(tmp_path / "run.pt")
+    with pytest.raises(KeyboardInterrupt):
+        fit(new_model(), train_loader(crash_on=3), va, cfg_(checkpoint_path=path, **kw), test_loader=te)
+    resumed = fit(new_model(seed=7), train_loader(), va, cfg_(checkpoint_path=path, **kw), test_loader=te)
+    assert no_seconds(resumed.history) == no_seconds(full.history) and weights_equal(resumed.model, full.model)
+
+
+class TinyPath(Tiny):
+    def __init__(self, drop_path=0.1):
+        super().__init__()
+        self.drop_path = DropPath(drop_path)
+
+
+def test_checkpoint_of_another_model_with_the_same_shapes_is_refused(tmp_path):
+    tr, va, _ = loaders()
+    path = str(tmp_path / "run.pt")
+    torch.manual_seed(0)
+    fit(TinyPath(0.1), tr, va, cfg_(epochs=1, checkpoint_path=path))
+    torch.manual_seed(0)
+    with pytest.raises(VtlibError, match=r"checkpoint_path: expected a checkpoint of this model.*drop_path.*p"):
+        fit(TinyPath(0.3), tr, va, cfg_(epochs=2, checkpoint_path=path))
+
+
+def test_load_pretrained_refuses_other_heads(tmp_path):
+    from vtlib.checkpoint import save_weights
+    from vtlib.models.videomae import VideoMAE
+    from vtlib.pretrain import load_pretrained
+
+    kw = dict(video_shape=(4, 8, 8), tubelet=(2, 4, 4), dim=16, depth=1, heads=2, decoder_dim=8, decoder_depth=1,
+              decoder_heads=2)
+    path = tmp_path / "mae.pt"
+    save_weights(VideoMAE(**kw), path)
+    assert isinstance(load_pretrained(path, **kw), VideoMAE)
+    with pytest.raises(VtlibError, match=r"expected a checkpoint of this model.*heads: 2 vs 4"):
+        load_pretrained(path, **{**kw, "heads": 4})
+    torch.save(VideoMAE(**kw).state_dict(), path)                      # a plain state_dict: no fingerprint
+    with pytest.raises(VtlibError, match="plain state_dict"):
+        load_pretrained(path, **kw)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "random bytes", "plain state_dict", "a list"])
+def test_corrupt_checkpoints_name_the_file_and_a_fix(tmp_path, kind):
+    tr, va, _ = loaders()
+    path = tmp_path / "run.pt"
+    if kind == "truncated":
+        fit(new_model(), tr, va, cfg_(epochs=1, checkpoint_path=str(path)))
+        path.write_bytes(path.read_bytes()[:1000])
+    elif kind == "random bytes":
+        path.write_bytes(np.random.default_rng(0).bytes(5000))
+    elif kind == "plain state_dict":
+        torch.save(new_model().state_dict(), path)
+    else:
+        torch.save([1, 2, 3], path)
+    with pytest.raises(VtlibError) as err:
+        fit(new_model(), tr, va, cfg_(epochs=2, checkpoint_path=str(path)))
+    msg = str(err.value)
+    assert str(path) in msg and "Fix:" in msg or "load it with model.load_state_dict" in msg
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_best_weights():
+    from vtlib.train import TrainingDiverged
+
+    tr, va, _ = loaders()
+    model = new_model()
+    snapshots = []
+
+    class NaNInEpoch2(DataLoader):
+        def __iter__(self):
+            snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+            for x, y in super().__iter__():
+                yield (x * float("nan") if len(snapshots) == 2 else x), y
+
+    bad = NaNInEpoch2(tr.dataset, batch_size=16, shuffle=True, generator=torch.Generator())
+    with pytest.raises(TrainingDiverged, match=r"loss: expected finite training losses, got NaN or inf in epoch 2"
+                       r".*weights of epoch 1") as err:
+        fit(model, bad, va, cfg_(epochs=3))
+    assert err.value.result.best_epoch == 1 and len(err.value.result.history) == 1
+    state = model.state_dict()
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+    assert all(torch.equal(state[k], snapshots[1][k]) for k in state)     # the weights after epoch 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("name", [n for n, b in _model_builders().items() if isinstance(b, list)
+                                  and n not in ("VideoMAE",)])    # VideoMAE pre-training takes (x, mask)
+def test_every_model_accepts_any_float_clip(name, dtype):
+    """A float64 (NumPy-made), float16 or bfloat16 clip is cast at the model's entry, not fed to a conv
+    of another dtype; the logits match the float32 clip's up to the input's own rounding."""
+    torch.manual_seed(0)
+    model = _model_builders()[name][0]().eval()
+    thw = tuple(getattr(model, "video_shape", None) or (getattr(model, "frames", 28), 28, 28))
+    shape = (2, 1, *thw)
+    x32 = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    x = x32.to(dtype)
+    with torch.no_grad():
+        want = model(x.float())
+        got = model(x)
+    assert got.dtype == torch.float32 and torch.equal(got, want)
+
+
+@pytest.mark.parametrize("name", [n for n, b in _model_builders().items() if isinstance(b, list)
+                                  and n not in ("VideoMAE",)])
+def test_every_model_refuses_an_empty_batch_clearly(name):
+    model = _model_builders()[name][0]().eval()
+    thw = tuple(getattr(model, "video_shape", None) or (getattr(model, "frames", 28), 28, 28))
+    with pytest.raises(VtlibError, match=r"^x: expected at least one clip"):
+        model(torch.zeros(0, 1, *thw))
+
+
+def test_mean_pool_of_no_tokens_is_an_error_not_nan():
+    from vtlib.pooling import MeanPool
+
+    with pytest.raises(VtlibError, match="at least one token"):
+        MeanPool()(torch.zeros(2, 0, 8))

@@ -35,7 +35,7 @@ def test_paper_token_count_is_539_not_559():
 def test_preset_counts(size, counts):
     tubes = tube_preset(size)
     assert [t.num_tokens((size,) * 3) for t in tubes] == counts
-    assert TubeTokenizer(6, tubes).num_tokens((size,) * 3) == sum(counts)
+    assert TubeTokenizer(dim=6, tubes=tubes).num_tokens((size,) * 3) == sum(counts)
     assert [len(tube_preset(size, n)) for n in (1, 2, 4)] == [1, 2, 4]
     assert tube_preset(size, 2)[1].is_2d and not tube_preset(size, 1)[0].is_2d
 
@@ -84,7 +84,7 @@ def test_centre_values_and_indices():
 def test_tokenizer_equals_one_conv_per_tube_in_order():
     torch.manual_seed(0)
     tubes = tube_preset(28)
-    tok = TubeTokenizer(12, tubes)
+    tok = TubeTokenizer(dim=12, tubes=tubes)
     x = torch.randn(2, 1, 28, 28, 28)
     out = tok(x)
     parts = []
@@ -99,7 +99,7 @@ def test_tokenizer_equals_one_conv_per_tube_in_order():
 
 def test_single_frame_uses_the_2d_tube_and_sits_at_its_frame():
     torch.manual_seed(0)
-    tok = TubeTokenizer(12, tube_preset(28))
+    tok = TubeTokenizer(dim=12, tubes=tube_preset(28))
     x = torch.randn(2, 1, 28, 28, 28)
     frame = x[:, :, 14:15]                                             # the frame the 2D tube reads
     torch.testing.assert_close(tok(frame), tok(x)[:, 60:])             # last tube = the 2D tube
@@ -117,20 +117,20 @@ def test_coverage():
 
 def test_positions_fixed_index_learned_none():
     tubes, shape, d = tube_preset(28), (28, 28, 28), 12
-    tok = TubeTokenizer(d, tubes)
+    tok = TubeTokenizer(dim=d, tubes=tubes)
     x = torch.zeros(1, 76, d)
-    fixed = TubePosition("fixed", tubes, shape, d)
+    fixed = TubePosition(kind="fixed", tubes=tubes, video_shape=shape, dim=d)
     torch.testing.assert_close(fixed(x)[0], sincos_at(tok.centres(shape), d))
     torch.testing.assert_close(fixed(torch.zeros(1, 16, d), image=True)[0], sincos_at(tok.centres((1, 28, 28)), d))
-    index = TubePosition("fixed-index", tubes, shape, d)
+    index = TubePosition(kind="fixed-index", tubes=tubes, video_shape=shape, dim=d)
     torch.testing.assert_close(index(x)[0], sincos_at(tok.indices(shape), d))
     # with centres every token has its own code; with grid indices tubes share codes
     assert fixed(x)[0].unique(dim=0).shape[0] == 76
     assert index(x)[0].unique(dim=0).shape[0] == 40                   # 7x2x2 and 1x4x4 grids, 4 shared
-    learned = TubePosition("learned", tubes, shape, d)
+    learned = TubePosition(kind="learned", tubes=tubes, video_shape=shape, dim=d)
     torch.testing.assert_close(learned(torch.zeros(1, 16, d), image=True), learned.pos[:, 60:])
     assert sum(p.numel() for p in learned.parameters()) == 76 * d
-    assert torch.equal(TubePosition("none", tubes, shape, d)(x), x)
+    assert torch.equal(TubePosition(kind="none", tubes=tubes, video_shape=shape, dim=d)(x), x)
     assert not list(fixed.parameters()) and "video_table" not in fixed.state_dict()
 
 
@@ -146,19 +146,19 @@ def test_bad_tube_arguments(kwargs, name):
 def test_tube_larger_than_input_and_offset_outside():
     with pytest.raises(VtlibError, match=r"^kernel:.*must fit.*offset 16 \+ kernel 16 = 32"):
         tube_grid((28, 28, 28), Tube((4, 16, 16), (8, 8, 8), (0, 16, 16)))
-    assert TubeTokenizer(6, PAPER_TUBES).num_tokens((28, 28, 28)) == 7   # they fit 28^3, barely
+    assert TubeTokenizer(dim=6, tubes=PAPER_TUBES).num_tokens((28, 28, 28)) == 7   # they fit 28^3, barely
     with pytest.raises(VtlibError, match="^kernel:.*along T"):
-        TubeTokenizer(6, PAPER_TUBES)(torch.zeros(1, 1, 16, 28, 28))   # 4 + 16 frames > 16
+        TubeTokenizer(dim=6, tubes=PAPER_TUBES)(torch.zeros(1, 1, 16, 28, 28))   # 4 + 16 frames > 16
     with pytest.raises(VtlibError, match="^offset:"):
         tube_grid((8, 8, 8), Tube(1, 1, (8, 0, 0)))
 
 
 def test_other_errors():
     with pytest.raises(VtlibError, match="^tubes:"):
-        TubeTokenizer(6, [])
+        TubeTokenizer(dim=6, tubes=[])
     with pytest.raises(VtlibError, match="^tube:"):
-        TubeTokenizer(6, ["cube"])
-    tok = TubeTokenizer(6, tube_preset(28, 1))                         # no 2D tube
+        TubeTokenizer(dim=6, tubes=["cube"])
+    tok = TubeTokenizer(dim=6, tubes=tube_preset(28, 1))                         # no 2D tube
     with pytest.raises(VtlibError, match="^x:.*no 2D tube"):
         tok(torch.zeros(1, 1, 1, 28, 28))
     with pytest.raises(VtlibError, match="^x:"):
@@ -166,11 +166,11 @@ def test_other_errors():
     with pytest.raises(VtlibError, match="^x:.*channel"):
         tok(torch.zeros(1, 3, 28, 28, 28))
     with pytest.raises(VtlibError, match="^dim:"):
-        TubePosition("fixed", tube_preset(28), (28, 28, 28), 64)      # 64 is not divisible by 6
+        TubePosition(kind="fixed", tubes=tube_preset(28), video_shape=(28, 28, 28), dim=64)   # 64: not divisible by 6
     with pytest.raises(VtlibError, match="^kind:"):
-        TubePosition("relative", tube_preset(28), (28, 28, 28), 12)
+        TubePosition(kind="relative", tubes=tube_preset(28), video_shape=(28, 28, 28), dim=12)
     with pytest.raises(VtlibError, match="^x:"):
-        TubePosition("fixed", tube_preset(28), (28, 28, 28), 12)(torch.zeros(1, 75, 12))
+        TubePosition(kind="fixed", tubes=tube_preset(28), video_shape=(28, 28, 28), dim=12)(torch.zeros(1, 75, 12))
     with pytest.raises(VtlibError, match="^size:"):
         tube_preset(32)
     with pytest.raises(VtlibError, match="^factor:"):
@@ -184,8 +184,8 @@ def test_other_errors():
 @pytest.mark.parametrize("call", [
     lambda: tube_grid((28, 28, 28), Tube(16, 8, 16)),
     lambda: Tube((4, 4, 4), (2, 2, 2), (0, 0, -1)),
-    lambda: TubeTokenizer(6, tube_preset(28, 1))(torch.zeros(1, 1, 1, 28, 28)),
-    lambda: TubePosition("fixed", tube_preset(28), (28, 28, 28), 12)(torch.zeros(1, 16, 12)),
+    lambda: TubeTokenizer(dim=6, tubes=tube_preset(28, 1))(torch.zeros(1, 1, 1, 28, 28)),
+    lambda: TubePosition(kind="fixed", tubes=tube_preset(28), video_shape=(28, 28, 28), dim=12)(torch.zeros(1, 16, 12)),
     lambda: rescale_tubes(PAPER_TUBES, -1)])
 def test_messages_name_expected_got_and_fix(call):
     with pytest.raises(VtlibError, match=r"^\w+: expected .+, got .+\. Fix: .+"):

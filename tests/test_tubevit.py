@@ -3,6 +3,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from vtlib.attention import record_attention
 from vtlib.cost import measure_flops
 from vtlib.errors import VtlibError
 from vtlib.experiments.tubevit import (
@@ -27,9 +28,13 @@ def test_clips_and_frames(position):
     torch.manual_seed(0)
     m = small(position=position)
     x = torch.randn(2, 1, 28, 28, 28)
-    logits, maps = m(x, return_attn=True)
+    with torch.no_grad(), record_attention(m) as maps:
+        logits = m(x)
     assert logits.shape == (2, 2) and m.num_tokens == 76 and m.num_image_tokens == 16
-    assert maps[0].shape == (2, 2, 76, 76)
+    assert len(maps) == 1 and maps[0].shape == (2, 2, 76, 76)
+    torch.testing.assert_close(maps[0].sum(-1), torch.ones(2, 2, 76))
+    with torch.no_grad():
+        torch.testing.assert_close(logits, m(x))                 # recording does not change the logits
     frames = x[:, :, 5]                                          # (B, C, H, W)
     assert m(frames).shape == (2, 2)
     torch.testing.assert_close(m(frames), m(frames.unsqueeze(2)))  # (B, C, H, W) == (B, C, 1, H, W)
@@ -47,7 +52,7 @@ def test_image_model_reads_the_middle_frame_of_a_clip(position):
 def test_closed_gate_leaves_the_image_model_unchanged(position):
     torch.manual_seed(0)
     image = TubeViT(tubes=tube_preset(28)[3:], dim=24, depth=2, heads=2, position=position).eval()
-    gated = GatedTubeViT(image, tube_preset(28)[:3], heads=2).eval()
+    gated = GatedTubeViT(image_model=image, tubes=tube_preset(28)[:3], heads=2).eval()
     x = torch.randn(3, 1, 28, 28, 28)
     assert gated.gate.item() == 0.0
     torch.testing.assert_close(gated(x), image(x), rtol=0, atol=0)           # clips
@@ -105,11 +110,11 @@ def test_errors():
     with pytest.raises(VtlibError, match="^dim:"):
         TubeViT(dim=64)                                          # fixed sin-cos needs dim % 6 == 0
     with pytest.raises(VtlibError, match="^image_model:"):
-        GatedTubeViT(build_tubevit(28, num_tubes=1, dim=12, depth=1), tube_preset(28)[:3])
+        GatedTubeViT(image_model=build_tubevit(28, num_tubes=1, dim=12, depth=1), tubes=tube_preset(28)[:3])
     with pytest.raises(VtlibError, match="^heads:"):
-        CrossAttention(12, 5)
+        CrossAttention(dim=12, heads=5)
     with pytest.raises(VtlibError, match="^context:"):
-        CrossAttention(12, 2)(torch.zeros(1, 3, 12), torch.zeros(1, 3, 6))
+        CrossAttention(dim=12, heads=2)(torch.zeros(1, 3, 12), torch.zeros(1, 3, 6))
     with pytest.raises(VtlibError, match="^frames:"):
         JointLoader(DataLoader(TensorDataset(torch.zeros(2, 1))), [])
 

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from vtlib.attention import record_attention
 from vtlib.errors import VtlibError
 from vtlib.models.vivit import ViViT
 from vtlib.tokens import FrameEmbed, TubeletEmbed
@@ -9,10 +10,14 @@ from vtlib.tokens import FrameEmbed, TubeletEmbed
 
 @pytest.mark.parametrize("pool, extra", [("cls", 1), ("mean", 0), ("attn", 0)])
 def test_shapes_and_token_count(pool, extra):
-    m = ViViT(num_classes=3, tubelet=(4, 7, 7), dim=32, depth=2, heads=4, pool=pool)
+    m = ViViT(num_classes=3, tubelet=(4, 7, 7), dim=32, depth=2, heads=4, pool=pool).eval()
     x = torch.randn(2, 1, 28, 28, 28)
-    logits, maps = m(x, return_attn=True)
+    with torch.no_grad(), record_attention(m) as maps:
+        logits = m(x)
     assert logits.shape == (2, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(logits, m(x))                  # recording does not change the logits
+    assert maps.names == ["encoder.blocks.0.attn", "encoder.blocks.1.attn"]
     assert m.num_tokens == 7 * 4 * 4 + extra
     assert len(maps) == 2 and maps[0].shape == (2, 4, m.num_tokens, m.num_tokens)
     torch.testing.assert_close(maps[0].sum(-1), torch.ones(2, 4, m.num_tokens))

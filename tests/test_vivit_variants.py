@@ -1,9 +1,10 @@
 """ViViT Models 2, 3, 4 and the average-pool baseline: shapes, parameters, equivalences, costs, errors."""
 import pytest
 import torch
+from einops import rearrange
 from torch.testing import assert_close
 
-from vtlib.attention import MultiHeadAttention
+from vtlib.attention import MultiHeadAttention, record_attention
 from vtlib.block import Block
 from vtlib.cost import measure_flops
 from vtlib.errors import VtlibError
@@ -26,6 +27,16 @@ def clip(b=2, t=28, seed=0):
     return torch.randn(b, 1, t, 28, 28, generator=torch.Generator().manual_seed(seed))
 
 
+def recorded(model, x):
+    """Logits and the recorded maps of ``model(x)``; checks that recording leaves the logits unchanged."""
+    model.eval()
+    with torch.no_grad(), record_attention(model) as maps:
+        logits = model(x)
+    with torch.no_grad():
+        assert_close(logits, model(x), atol=1e-5, rtol=1e-5)
+    return logits, maps
+
+
 def ids(model) -> dict:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
@@ -40,20 +51,23 @@ def joint_forward(m1: ViViT, x, mask):
 def test_shapes_and_maps():
     x = clip()
     m2 = ViViTFactorisedEncoder(num_classes=3, depth_spatial=2, depth_temporal=1, **SMALL)
-    logits, maps = m2(x, return_attn=True)
+    logits, maps = recorded(m2, x)
     assert logits.shape == (2, 3) and m2.grid == (NT, 4, 4)
-    assert [m.shape for m in maps["spatial"]] == [(2, NT, 4, S + 1, S + 1)] * 2
-    assert [m.shape for m in maps["temporal"]] == [(2, 4, NT + 1, NT + 1)]
+    assert maps.names == ["spatial.blocks.0.attn", "spatial.blocks.1.attn", "temporal_encoder.blocks.0.attn"]
+    assert [m.shape for m in maps[:2]] == [(2 * NT, 4, S + 1, S + 1)] * 2   # rows "(b t)": one per frame
+    assert maps[2].shape == (2, 4, NT + 1, NT + 1)
     assert m2.frame_embeddings(x).shape == (2, NT, D)
     avg = vivit_avgpool(num_classes=3, depth_spatial=2, **SMALL)
     assert avg(x).shape == (2, 3) and avg.temporal_encoder is None
     m3 = ViViTFactorisedSelfAttention(num_classes=3, depth=2, **SMALL)
-    logits, maps = m3(x, return_attn=True)
-    assert logits.shape == (2, 3) and len(maps) == 2
-    assert maps[0][0].shape == (2, NT, 4, S, S) and maps[0][1].shape == (2, S, 4, NT, NT)
+    logits, maps = recorded(m3, x)
+    assert logits.shape == (2, 3) and len(maps) == 4
+    assert maps.names[:2] == ["encoder.blocks.0.attn", "encoder.blocks.0.temporal_attn"]
+    assert maps[0].shape == (2 * NT, 4, S, S) and maps[1].shape == (2 * S, 4, NT, NT)
+    assert all(torch.allclose(m.sum(-1), torch.ones(m.shape[:-1])) for m in maps)
     m4 = ViViTFactorisedDotProduct(num_classes=3, depth=2, **SMALL)
-    logits, maps = m4(x, return_attn=True)
-    assert logits.shape == (2, 3) and maps[1].shape == (2, 4, NT * S, NT * S)
+    logits, maps = recorded(m4, x)
+    assert logits.shape == (2, 3) and len(maps) == 2 and maps[1].shape == (2, 4, NT * S, NT * S)
     assert_close(maps[1].sum(-1), torch.ones(2, 4, NT * S))
 
 
@@ -91,7 +105,7 @@ def test_model3_adds_one_attention_and_norm_per_block():
 def test_model2_parameters():
     m2 = ViViTFactorisedEncoder(depth_spatial=3, depth_temporal=1, **SMALL)
     avg = vivit_avgpool(depth_spatial=3, **SMALL)
-    block = count_parameters(Block(D, 4))
+    block = count_parameters(Block(dim=D, heads=4))
     temporal = block + D + NT * D + 2 * D                   # block, CLS, frame positions, LayerNorm
     assert count_parameters(m2) - count_parameters(avg) == temporal
     # Ls + Lt = Model 1's depth: Model 2 only adds the temporal CLS, positions and norm.
@@ -155,13 +169,21 @@ def test_model3_at_init_is_a_space_only_model():
 
 def test_model3_block_equals_two_masked_joint_attentions():
     torch.manual_seed(1)
-    blk = FactorisedSelfAttentionBlock(D, 4, (NT, 4, 4), temporal_init="default").eval()
+    blk = FactorisedSelfAttentionBlock(dim=D, heads=4, grid=(NT, 4, 4), temporal_init="default").eval()
     x = torch.randn(2, NT * S, D)
     same_frame, same_position = factorised_masks((NT, S))
     ref = x + blk.attn(blk.norm1(x), mask=same_frame)
     ref = ref + blk.temporal_attn(blk.temporal_norm(ref), mask=same_position)
     ref = ref + blk.mlp(blk.norm2(ref))
     assert_close(blk(x), ref, atol=1e-5, rtol=1e-5)
+    # the recorded maps are the blocks of the masked joint maps: frame by frame, position by position
+    with torch.no_grad(), record_attention(blk) as maps:
+        blk(x)
+    with torch.no_grad(), record_attention(blk.attn) as joint:
+        blk.attn(blk.norm1(x), mask=same_frame)
+    spatial = rearrange(maps[0], "(b t) h i j -> b h t i j", b=2)            # (B, heads, nt, S, S)
+    full = rearrange(joint[0], "b h (t i) (u j) -> b h t u i j", t=NT, u=NT)
+    assert_close(spatial, torch.diagonal(full, dim1=2, dim2=3).permute(0, 1, 4, 2, 3), atol=1e-6, rtol=1e-5)
 
 
 # --------------------------------------------------------------------------------- Model 4
@@ -176,14 +198,17 @@ def test_masks_pattern():
 
 def test_head_split_equals_masked_joint_attention():
     torch.manual_seed(2)
-    fdp = FactorisedDotProductAttention(D, 4, (NT, 4, 4)).eval()
-    mha = MultiHeadAttention(D, 4).eval()
+    fdp = FactorisedDotProductAttention(dim=D, heads=4, grid=(NT, 4, 4)).eval()
+    mha = MultiHeadAttention(dim=D, heads=4).eval()
     mha.load_state_dict(fdp.state_dict())
     x = torch.randn(3, NT * S, D)
     mask = factorised_head_mask((NT, S), 4)[None]           # (1, heads, N, N)
     assert_close(fdp(x), mha(x, mask=mask), atol=1e-5, rtol=1e-5)
-    out, w = fdp(x, return_attn=True)
-    ref_out, ref_w = mha(x, mask=mask, return_attn=True)
+    with record_attention(fdp) as maps:
+        out = fdp(x)
+    with record_attention(mha) as ref_maps:
+        ref_out = mha(x, mask=mask)
+    w, ref_w = maps[0], ref_maps[0]
     assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
     assert_close(w, ref_w, atol=1e-6, rtol=1e-5)
     assert torch.all(w[:, :2][~mask[:, :2].expand_as(w[:, :2])] == 0)
@@ -243,7 +268,7 @@ def test_flops_ordering_and_growth_with_frames():
     (lambda: ViViTFactorisedSelfAttention(pool="cls"), "^pool: expected 'mean' or 'attn'"),
     (lambda: ViViTFactorisedDotProduct(pool="cls"), "^pool: expected 'mean' or 'attn'"),
     (lambda: ViViTFactorisedDotProduct(dim=48, heads=3), "^heads: expected an even number"),
-    (lambda: FactorisedDotProductAttention(32, 3, (7, 16)), "^heads: expected an even number"),
+    (lambda: FactorisedDotProductAttention(dim=32, heads=3, grid=(7, 16)), "^heads: expected an even number"),
     (lambda: factorised_head_mask((7, 16), 5), "^heads: expected an even number"),
     (lambda: ViViTFactorisedSelfAttention(temporal_init="ones"), "^temporal_init: expected one of"),
     (lambda: ViViTFactorisedEncoder(temporal="lstm"), "^temporal: expected one of"),
@@ -268,12 +293,12 @@ def test_bad_inputs_are_explained():
             m(x)
     with pytest.raises(VtlibError, match=r"^x: expected clips shaped"):
         ViViTFactorisedEncoder(depth_spatial=1, **SMALL)(torch.randn(28, 28, 28))
-    fdp = FactorisedDotProductAttention(D, 4, (NT, S))
+    fdp = FactorisedDotProductAttention(dim=D, heads=4, grid=(NT, S))
     with pytest.raises(VtlibError, match=r"^x: expected \(B, nt\*S=7\*16, D=32\)"):
         fdp(torch.randn(1, 113, D))
     with pytest.raises(VtlibError, match="^mask: expected None"):
         fdp(torch.randn(1, NT * S, D), mask=torch.ones(NT * S, NT * S, dtype=torch.bool))
-    blk = FactorisedSelfAttentionBlock(D, 4, (NT, S))
+    blk = FactorisedSelfAttentionBlock(dim=D, heads=4, grid=(NT, S))
     with pytest.raises(VtlibError, match=r"^x: expected \(B, nt\*S=7\*16, D=32\) tokens"):
         blk(torch.randn(1, NT * S + 1, D))                 # e.g. a CLS token prepended
 

@@ -8,8 +8,12 @@ kernel in the CPU environment CI uses, so the stored outputs are the ones nbval 
     python tools/notebook_tools.py build notebooks/src/00_video_as_data.py
     python tools/notebook_tools.py prose notebooks/src/00_video_as_data.py   # markdown edits only
     python tools/notebook_tools.py check            # structural lint of notebooks/*.ipynb
+    python tools/notebook_tools.py times            # run nbval over the course, write results/notebook_times.csv
+    python tools/notebook_tools.py headers          # set each notebook's "Time:" line from that file
 
-``tests/test_notebooks.py`` runs the lint and checks that every .ipynb matches its source.
+``tests/test_notebooks.py`` runs the lint, checks that every .ipynb matches its source and that
+each "Time:" header says what ``results/notebook_times.csv`` measured. Run ``times`` on a quiet
+machine: the stored times are what a learner is told to expect.
 """
 from __future__ import annotations
 
@@ -25,6 +29,76 @@ NB_DIR = REPO / "notebooks"
 SRC_DIR = NB_DIR / "src"
 MARKERS = {"NBVAL_IGNORE_OUTPUT", "NBVAL_SKIP", "NBVAL_CHECK_OUTPUT", "NBVAL_RAISES_EXCEPTION"}
 MAX_BYTES = 3_000_000
+TIMES_CSV = REPO / "results" / "notebook_times.csv"
+TIME_LINE = re.compile(r"\*\*Time:\*\* (?P<phrase>under a minute|about a minute|about [\d.]+ minutes?)")
+
+
+def time_phrase(seconds: float) -> str:
+    """What a header says for a measured run time: under a minute, about a minute, about N minutes."""
+    if seconds < 45:
+        return "under a minute"
+    if seconds < 90:
+        return "about a minute"
+    return f"about {int(seconds / 60 + 0.5)} minutes"
+
+
+def read_times(path: Path = TIMES_CSV) -> dict[str, float]:
+    """{notebook stem: seconds} from results/notebook_times.csv."""
+    import csv
+
+    with open(path, newline="") as f:
+        return {row["notebook"]: float(row["seconds"]) for row in csv.DictReader(f)}
+
+
+def measure_times(junit: Path | None = None) -> dict[str, float]:
+    """Seconds per notebook under nbval (the course's test command), summed over its cells."""
+    import subprocess
+    import tempfile
+    import xml.etree.ElementTree as ET
+
+    if junit is None:
+        junit = Path(tempfile.mkdtemp()) / "nbval.xml"
+        env = dict(os.environ, VTLIB_NO_PROGRESS="1", PYTHONHASHSEED="0",
+                   MPLBACKEND="module://matplotlib_inline.backend_inline")
+        subprocess.run([sys.executable, "-m", "pytest", "notebooks", "--nbval", "--nbval-current-env",
+                        "--nbval-sanitize-with", "notebooks/sanitize.cfg", "-p", "no:cacheprovider", "-q",
+                        f"--junitxml={junit}"], cwd=REPO, env=env, check=False)
+    seconds: dict[str, float] = {}
+    for case in ET.parse(junit).iter("testcase"):
+        stem = Path(case.get("file") or case.get("classname", "").replace(".", "/")).stem
+        stem = next((s.stem for s in NB_DIR.glob("*.ipynb") if s.stem in (case.get("classname") or stem)), stem)
+        seconds[stem] = seconds.get(stem, 0.0) + float(case.get("time", 0))
+    return {k: v for k, v in sorted(seconds.items()) if (NB_DIR / f"{k}.ipynb").exists()}
+
+
+def write_times(seconds: dict[str, float], path: Path = TIMES_CSV) -> None:
+    import csv
+    import platform
+
+    import torch
+
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["notebook", "seconds", "cpus", "torch_threads", "torch", "date", "command"])
+        for stem, s in seconds.items():
+            w.writerow([stem, f"{s:.1f}", os.cpu_count(), torch.get_num_threads(), torch.__version__,
+                        time.strftime("%Y-%m-%d"), f"python tools/notebook_tools.py times ({platform.machine()})"])
+
+
+def set_headers(seconds: dict[str, float]) -> list[str]:
+    """Rewrite the "Time:" phrase of each source and notebook to match the measured seconds."""
+    changed = []
+    for stem, s in seconds.items():
+        for path in (SRC_DIR / f"{stem}.py", NB_DIR / f"{stem}.ipynb"):
+            text = path.read_text(encoding="utf-8")
+            m = TIME_LINE.search(text)
+            if m is None:
+                raise SystemExit(f"{path}: no '**Time:** about ...' line to update")
+            new = text[:m.start("phrase")] + time_phrase(s) + text[m.end("phrase"):]
+            if new != text:
+                path.write_text(new, encoding="utf-8")
+                changed.append(path.name)
+    return changed
 
 
 def parse_percent(text: str) -> list[tuple[str, str]]:
@@ -180,7 +254,7 @@ def lint(path: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"build", "prose", "check"}:
+    if not argv or argv[0] not in {"build", "prose", "check", "times", "headers"}:
         print(__doc__)
         return 2
     if argv[0] == "build":
@@ -188,6 +262,16 @@ def main(argv: list[str]) -> int:
         for src in srcs:
             seconds = build(src)
             print(f"{src.stem}: executed in {seconds:.1f} s")
+        return 0
+    if argv[0] == "times":
+        seconds = measure_times(Path(argv[1]) if argv[1:] else None)
+        write_times(seconds)
+        for stem, s in seconds.items():
+            print(f"{stem}: {s:.1f} s ({time_phrase(s)})")
+        print(f"course: {sum(seconds.values()):.0f} s; written to {TIMES_CSV.relative_to(REPO)}")
+        return 0
+    if argv[0] == "headers":
+        print("updated:", ", ".join(set_headers(read_times())) or "nothing")
         return 0
     if argv[0] == "prose":
         return max(prose(Path(a)) for a in argv[1:]) if argv[1:] else 2

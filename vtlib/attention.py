@@ -18,10 +18,21 @@ A zero row is easy to miss, so check your masks with :func:`fully_masked_rows` w
 
 The library's fast path calls SDPA (fused kernels, no (N, N) matrix kept in memory); the explicit
 version is for teaching and for attention maps. The tests show both agree.
+
+Attention maps of a whole model, without changing its ``forward``: every :class:`MultiHeadAttention`
+inside ``model`` runs the explicit version and keeps its softmax weights while a
+:func:`record_attention` block is open (outside one, nothing changes: same numbers, same speed)::
+
+    with torch.no_grad(), record_attention(model) as maps:
+        logits = model(x)
+    maps[-1]            # last attention called: (B', heads, Nq, Nk), each row sums to 1 over the keys
+    maps.names[-1]      # its module name, e.g. "encoder.blocks.3.attn"
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -145,6 +156,14 @@ def attention_explicit(
     return weights @ v, weights                                   # (..., Nq, dv), (..., Nq, Nk)
 
 
+def check_tokens(x: torch.Tensor, dim: int, owner: str) -> None:
+    """Tokens (B, N, D) of width ``dim`` for ``owner`` (a module name in the message), or a clear error."""
+    check_rank("x", x, 3, "B N D")
+    if x.shape[-1] != dim:
+        raise bad_arg("x", f"last axis D={dim} (the {owner} width)", f"shape {tuple(x.shape)}",
+                      f"project the tokens to dim first, or build the {owner} with dim=x.shape[-1]")
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head self-attention on tokens (B, N, D).
 
@@ -152,14 +171,15 @@ class MultiHeadAttention(nn.Module):
     ``torch.nn.MultiheadAttention.in_proj_weight``); each of q, k, v is split into ``heads``
     heads of size D / heads. ``proj`` mixes the concatenated heads back to D.
 
-    forward(x (B, N, D), mask=None, return_attn=False) -> (B, N, D),
-    or ((B, N, D), attention weights (B, heads, N, N)) with ``return_attn=True``.
+    forward(x (B, N, D), mask=None) -> (B, N, D).
     ``mask``: bool (True = may attend) or float additive, shaped (N, N), (B, N, N) or
-    (B, 1 or heads, N, N); see :func:`key_mask` for padding. The fast path uses SDPA; with
-    ``return_attn=True`` the explicit version runs so the weights can be returned.
+    (B, 1 or heads, N, N); see :func:`key_mask` for padding. The fast path uses SDPA; inside a
+    :func:`record_attention` block the explicit version runs and the weights (B, heads, N, N) are kept.
     """
 
-    def __init__(self, dim: int, heads: int, qkv_bias: bool = True,
+    _recorder: Callable[[torch.Tensor], None] | None = None    # set by record_attention only
+
+    def __init__(self, *, dim: int, heads: int, qkv_bias: bool = True,
                  attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
         super().__init__()
         check_heads(dim, heads)
@@ -171,13 +191,8 @@ class MultiHeadAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
-                return_attn: bool = False):
-        check_rank("x", x, 3, "B N D")
-        if x.shape[-1] != self.dim:
-            raise bad_arg("x", f"last axis D={self.dim} (the attention width)",
-                          f"shape {tuple(x.shape)}", "project the tokens to dim first, "
-                          "or build MultiHeadAttention with dim=x.shape[-1]")
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        check_tokens(x, self.dim, "attention")
         B, N, _ = x.shape
         if mask is not None:
             if isinstance(mask, torch.Tensor) and mask.ndim == 3:
@@ -192,12 +207,12 @@ class MultiHeadAttention(nn.Module):
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d",
                             three=3, h=self.heads)                  # each (B, h, N, d)
         p = self.attn_drop if self.training else 0.0
-        if return_attn:
-            out, weights = attention_explicit(q, k, v, mask=mask, dropout_p=p)
-        else:
+        if self._recorder is None:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-        out = self.proj_drop(self.proj(rearrange(out, "b h n d -> b n (h d)")))
-        return (out, weights) if return_attn else out
+        else:
+            out, weights = attention_explicit(q, k, v, mask=mask, dropout_p=p)
+            self._recorder(weights)                                 # (B, h, N, N)
+        return self.proj_drop(self.proj(rearrange(out, "b h n d -> b n (h d)")))
 
     @classmethod
     def from_torch(cls, mha: nn.MultiheadAttention) -> "MultiHeadAttention":
@@ -205,10 +220,81 @@ class MultiHeadAttention(nn.Module):
         if not isinstance(mha, nn.MultiheadAttention):
             raise bad_arg("mha", "a torch.nn.MultiheadAttention", type(mha).__name__,
                           "pass an nn.MultiheadAttention instance")
-        ours = cls(mha.embed_dim, mha.num_heads, qkv_bias=mha.in_proj_bias is not None,
+        ours = cls(dim=mha.embed_dim, heads=mha.num_heads, qkv_bias=mha.in_proj_bias is not None,
                    attn_drop=mha.dropout)
         ours = ours.to(device=mha.out_proj.weight.device, dtype=mha.out_proj.weight.dtype)
         return load_torch_mha(ours, mha)
+
+
+# ------------------------------------------------------------------------- attention maps
+class AttentionMaps(list):
+    """What :func:`record_attention` yields: the softmax weights of every MultiHeadAttention call,
+    in forward order, each (B', heads, Nq, Nk) with rows summing to 1 over the keys (0 for a fully
+    masked row; after attention dropout, if the module is in training mode).
+
+    B' is the batch the attention saw: B for joint attention, B * groups where a model attends
+    inside groups of tokens (e.g. B * nt frames in ViViT Model 2/3's spatial attention; see each
+    model's docstring). ``names[i]`` is the module name of ``self[i]`` as in ``model.named_modules()``
+    ("" for ``model`` itself); ``by_name()`` gives them as a dict. A module called twice while
+    recording (e.g. two forward passes) appears twice; ``by_name()`` keeps its last map.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def by_name(self) -> dict[str, torch.Tensor]:
+        """{module name: its map}, in forward order."""
+        return dict(zip(self.names, self))
+
+    def _record_as(self, name: str) -> Callable[[torch.Tensor], None]:
+        """The callback a module named ``name`` calls with its weights."""
+        def record(weights: torch.Tensor) -> None:
+            self.append(weights)
+            self.names.append(name)
+        return record
+
+
+def _records(module: nn.Module) -> bool:
+    """Attention layers opt in by a class attribute ``_recorder = None`` that they call with their
+    weights when set: MultiHeadAttention here, SlidingWindowAttention in vtlib.window."""
+    return "_recorder" in {k for c in type(module).__mro__ for k in vars(c)}
+
+
+@contextlib.contextmanager
+def record_attention(model: nn.Module) -> Iterator[AttentionMaps]:
+    """Record the attention maps of every attention layer (:class:`MultiHeadAttention`, and
+    ``vtlib.window.SlidingWindowAttention``) inside ``model`` (or ``model`` itself) while the ``with``
+    block is open; yields the :class:`AttentionMaps` list they fill::
+
+        with torch.no_grad(), record_attention(model) as maps:
+            model(x)
+        maps[0].shape      # first block of a ViViT: (B, heads, N, N)
+
+    While recording, attention computes the explicit softmax (SDPA cannot return its weights), so
+    outputs agree with the fast path up to float rounding and cost the (B, heads, N, N) memory.
+    The maps are the tensors the forward used: without ``torch.no_grad()`` they keep the graph.
+    On leaving the block every module is back on the fast path, even after an error.
+    """
+    if not isinstance(model, nn.Module):
+        raise bad_arg("model", "a torch.nn.Module", type(model).__name__,
+                      "pass the model (or one of its submodules), e.g. record_attention(model)")
+    targets = [(name, m) for name, m in model.named_modules() if _records(m)]
+    if not targets:
+        raise bad_arg("model", "a module holding at least one vtlib attention layer",
+                      type(model).__name__, "record a vtlib model (torch.nn.MultiheadAttention is not recorded)")
+    busy = [name or type(m).__name__ for name, m in targets if m._recorder is not None]
+    if busy:
+        raise bad_arg("model", "attention modules that are not being recorded already",
+                      f"{busy[0]} inside another record_attention block", "leave the other block first")
+    maps = AttentionMaps()
+    try:
+        for name, m in targets:
+            m._recorder = maps._record_as(name)
+        yield maps
+    finally:
+        for _, m in targets:
+            m.__dict__.pop("_recorder", None)                     # back to the class default: None
 
 
 def load_torch_mha(ours: MultiHeadAttention, mha: nn.MultiheadAttention) -> MultiHeadAttention:
@@ -222,7 +308,7 @@ def load_torch_mha(ours: MultiHeadAttention, mha: nn.MultiheadAttention) -> Mult
     """
     if not isinstance(ours, MultiHeadAttention):
         raise bad_arg("ours", "a vtlib MultiHeadAttention", type(ours).__name__,
-                      "build one with MultiHeadAttention(dim, heads)")
+                      "build one with MultiHeadAttention(dim=..., heads=...)")
     if not isinstance(mha, nn.MultiheadAttention):
         raise bad_arg("mha", "a torch.nn.MultiheadAttention", type(mha).__name__,
                       "pass an nn.MultiheadAttention instance")

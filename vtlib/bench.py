@@ -138,7 +138,7 @@ def timesformer_entry(attention: str = "divided") -> Entry:
     The bench config's tubelet (t, p, p) becomes every t-th frame cut into p x p patches, so the
     token count equals the tubelet model's (course preset: 7 frames x 16 patches = 112 tokens).
     """
-    from vtlib.hf_timesformer import HF_ATTENTION
+    from vtlib.hf import HF_ATTENTION
 
     if attention not in HF_ATTENTION:
         raise bad_arg("attention", f"one of {list(HF_ATTENTION)}", repr(attention), "HF has only these three")
@@ -156,28 +156,12 @@ def timesformer_entry(attention: str = "divided") -> Entry:
         return EveryNthFrame(model, t)
 
     def reference(wrapped: EveryNthFrame) -> nn.Module:
-        from vtlib.hf_timesformer import HFTimesformerClassifier, timesformer_to_hf
+        from vtlib.hf import HFTimesformerClassifier, timesformer_to_hf
 
         return EveryNthFrame(HFTimesformerClassifier(timesformer_to_hf(wrapped.model)), wrapped.n)
 
     return Entry(build, reference, f"transformers.TimesformerForVideoClassification ({HF_ATTENTION[attention]})",
                  f"TimeSformer, {attention} attention")
-
-
-class HFVideoMAEClassifier(nn.Module):
-    """Wrap ``VideoMAEForVideoClassification`` so it takes vtlib clips: (B, C, T, H, W) -> logits (B, K)."""
-
-    def __init__(self, hf_model):
-        super().__init__()
-        from vtlib.hf_videomae import _check_hf
-
-        _check_hf(hf_model, "VideoMAEForVideoClassification")
-        self.hf = hf_model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from vtlib.hf_videomae import to_hf_video
-
-        return self.hf(pixel_values=to_hf_video(x)).logits
 
 
 def _build_videomae(cfg: BenchConfig) -> nn.Module:
@@ -189,7 +173,7 @@ def _build_videomae(cfg: BenchConfig) -> nn.Module:
 
 
 def _hf_videomae(model: nn.Module) -> nn.Module:
-    from vtlib.hf_videomae import classifier_to_hf
+    from vtlib.hf import HFVideoMAEClassifier, classifier_to_hf
 
     return HFVideoMAEClassifier(classifier_to_hf(model, attn_implementation="sdpa"))
 

@@ -8,14 +8,20 @@ branch for some samples during training; in a stack its rate grows linearly with
 at the first block to ``drop_path_rate`` at the last (the rule of ViViT, DeiT and timm).
 Hugging Face's TimeSformer once gave every block the global rate instead (fixed by
 transformers PR #27875); :func:`drop_path_rates` is tested to be linear.
+
+:class:`EncoderSize` is the one description of an encoder's size (width, depth, heads, MLP ratio,
+qkv bias, stochastic depth, LayerNorm eps), checked once on creation; ``size.transformer()``
+builds the stack. Attention maps of any of these modules: ``vtlib.attention.record_attention``.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from vtlib.attention import MultiHeadAttention
-from vtlib.errors import bad_arg, check_dropout, check_positive_int, check_rank
+from vtlib.attention import MultiHeadAttention, check_tokens
+from vtlib.errors import bad_arg, check_dropout, check_heads, check_positive_int
 
 
 def mlp_hidden_dim(dim: int, mlp_ratio: float) -> int:
@@ -41,7 +47,7 @@ def drop_path_rates(depth: int, drop_path_rate: float) -> list[float]:
 class MLP(nn.Module):
     """Linear(dim, hidden) -> GELU -> Dropout -> Linear(hidden, dim) -> Dropout on (..., dim)."""
 
-    def __init__(self, dim: int, hidden_dim: int, drop: float = 0.0) -> None:
+    def __init__(self, *, dim: int, hidden_dim: int, drop: float = 0.0) -> None:
         super().__init__()
         check_positive_int("dim", dim)
         check_positive_int("hidden_dim", hidden_dim)
@@ -65,6 +71,7 @@ class DropPath(nn.Module):
     """Stochastic depth: in training, zero the whole input of a random fraction ``p`` of the
     samples (axis 0) and scale the kept ones by 1 / (1 - p), so the expected value is unchanged.
     Identity in eval mode or when p == 0. Used on a residual branch: ``x + drop_path(f(x))``.
+    ``DropPath(p)`` takes its one argument by position, like ``nn.Dropout(p)``.
     """
 
     def __init__(self, p: float = 0.0) -> None:
@@ -87,11 +94,10 @@ class DropPath(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block on (B, N, D); see the module docstring.
 
-    forward(x, mask=None, return_attn=False) -> (B, N, D), or with ``return_attn=True``
-    ((B, N, D), attention weights (B, heads, N, N)). ``mask`` as in MultiHeadAttention.
+    forward(x, mask=None) -> (B, N, D). ``mask`` as in MultiHeadAttention.
     """
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+    def __init__(self, *, dim: int, heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0,
                  eps: float = 1e-6) -> None:
         super().__init__()
@@ -100,53 +106,69 @@ class Block(nn.Module):
         check_dropout("drop_path", drop_path)
         self.dim = dim
         self.norm1 = nn.LayerNorm(dim, eps=eps)
-        self.attn = MultiHeadAttention(dim, heads, qkv_bias=qkv_bias,
+        self.attn = MultiHeadAttention(dim=dim, heads=heads, qkv_bias=qkv_bias,
                                        attn_drop=attn_drop, proj_drop=drop)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
-        self.mlp = MLP(dim, mlp_hidden_dim(dim, mlp_ratio), drop=drop)
+        self.mlp = MLP(dim=dim, hidden_dim=mlp_hidden_dim(dim, mlp_ratio), drop=drop)
         self.drop_path = DropPath(drop_path)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
-                return_attn: bool = False):
-        check_rank("x", x, 3, "B N D")
-        if x.shape[-1] != self.dim:
-            raise bad_arg("x", f"last axis D={self.dim} (the block width)",
-                          f"shape {tuple(x.shape)}", "project the tokens to dim first, "
-                          "or build the block with dim=x.shape[-1]")
-        if return_attn:
-            a, weights = self.attn(self.norm1(x), mask=mask, return_attn=True)
-        else:
-            a = self.attn(self.norm1(x), mask=mask)
-        x = x + self.drop_path(a)
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
-        return (x, weights) if return_attn else x
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        check_tokens(x, self.dim, "block")
+        x = x + self.drop_path(self.attn(self.norm1(x), mask=mask))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 class Transformer(nn.Module):
     """``depth`` pre-norm Blocks on (B, N, D), stochastic depth rising linearly over depth.
 
-    No final LayerNorm: each model adds its own. forward(x, mask=None, return_attn=False)
-    -> (B, N, D), or ((B, N, D), [per-block attention maps (B, heads, N, N)]).
+    No final LayerNorm: each model adds its own. forward(x, mask=None) -> (B, N, D).
     """
 
-    def __init__(self, dim: int, depth: int, heads: int, mlp_ratio: float = 4.0,
+    def __init__(self, *, dim: int, depth: int, heads: int, mlp_ratio: float = 4.0,
                  qkv_bias: bool = True, drop_path_rate: float = 0.0, eps: float = 1e-6,
                  drop: float = 0.0, attn_drop: float = 0.0) -> None:
         super().__init__()
         self.drop_path_rates = drop_path_rates(depth, drop_path_rate)
         self.blocks = nn.ModuleList(
-            Block(dim, heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop,
+            Block(dim=dim, heads=heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop,
                   attn_drop=attn_drop, drop_path=rate, eps=eps)
             for rate in self.drop_path_rates
         )
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
-                return_attn: bool = False):
-        maps = []
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         for block in self.blocks:                                  # loop over layers, not tokens
-            if return_attn:
-                x, w = block(x, mask=mask, return_attn=True)
-                maps.append(w)
-            else:
-                x = block(x, mask=mask)
-        return (x, maps) if return_attn else x
+            x = block(x, mask=mask)
+        return x
+
+
+@dataclass(frozen=True)
+class EncoderSize:
+    """The size of a transformer encoder, checked once on creation (heads must divide dim, ...).
+
+    ``drop_path`` is the stochastic-depth rate of the last block (linear from 0, see
+    :func:`drop_path_rates`). Models keep theirs as ``model.encoder_size``; ``dataclasses.replace(size,
+    depth=2)`` gives a variant (ViViT Model 2 builds its spatial and temporal stacks that way).
+    """
+
+    dim: int = 64
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    drop_path: float = 0.0
+    eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        check_heads(self.dim, self.heads)
+        check_positive_int("depth", self.depth)
+        mlp_hidden_dim(self.dim, self.mlp_ratio)
+        check_dropout("drop_path", self.drop_path)
+        if not isinstance(self.qkv_bias, bool):
+            raise bad_arg("qkv_bias", "True or False", repr(self.qkv_bias), "pass qkv_bias=True")
+        if isinstance(self.eps, bool) or not isinstance(self.eps, (int, float)) or not self.eps > 0:
+            raise bad_arg("eps", "a positive LayerNorm epsilon", repr(self.eps), "pass e.g. eps=1e-6")
+
+    def transformer(self) -> Transformer:
+        """The ``Transformer`` stack of this size."""
+        return Transformer(dim=self.dim, depth=self.depth, heads=self.heads, mlp_ratio=self.mlp_ratio,
+                           qkv_bias=self.qkv_bias, drop_path_rate=self.drop_path, eps=self.eps)

@@ -85,7 +85,7 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     mode, extra = argv[0], argv[1:]
-    install("test,lab" if mode == "lab" else "test")
+    install("test,lab")  # the tests include JupyterLab in a real browser (tests/test_browser.py)
     fetch_data()
     env = dict(os.environ, PYTHONHASHSEED="0")
     if mode == "lab":

@@ -21,6 +21,7 @@ from einops import rearrange
 from torch import nn
 
 from vtlib.errors import bad_arg, check_choice, check_heads, check_positive_int, check_rank
+from vtlib.position import trunc_normal_
 
 POOL_KINDS = ("cls", "mean", "attn")
 
@@ -41,15 +42,13 @@ class ClsToken(nn.Module):
     """
 
     num_prefix = 1
+    no_weight_decay = ("token",)                                 # see vtlib.train.param_groups
 
-    def __init__(self, dim: int, init_std: float = 0.02):
+    def __init__(self, *, dim: int, init_std: float = 0.02):
         super().__init__()
         check_positive_int("dim", dim)
         self.dim = dim
-        token = torch.zeros(1, 1, dim)
-        if init_std > 0:
-            nn.init.trunc_normal_(token, std=init_std, a=-2 * init_std, b=2 * init_std)
-        self.token = nn.Parameter(token)
+        self.token = nn.Parameter(trunc_normal_(torch.zeros(1, 1, dim), init_std))
 
     def prepend(self, x: torch.Tensor) -> torch.Tensor:
         _check_tokens(x, self.dim)
@@ -68,7 +67,7 @@ class MeanPool(nn.Module):
 
     num_prefix = 0
 
-    def __init__(self, dim: int | None = None):
+    def __init__(self, *, dim: int | None = None):
         super().__init__()
         self.dim = dim
 
@@ -79,6 +78,8 @@ class MeanPool(nn.Module):
         check_rank("x", x, 3, "B N D")
         if self.dim is not None:
             _check_tokens(x, self.dim)
+        if x.shape[1] == 0:       # the mean of nothing is NaN
+            raise bad_arg("x", "at least one token", f"shape {tuple(x.shape)}", "check the tokenizer output")
         return x.mean(dim=1)
 
 
@@ -108,14 +109,13 @@ class AttentionPool(nn.Module):
     """
 
     num_prefix = 0
+    no_weight_decay = ("query",)                                 # see vtlib.train.param_groups
 
-    def __init__(self, dim: int, heads: int = 1, init_std: float = 0.02):
+    def __init__(self, *, dim: int, heads: int = 1, init_std: float = 0.02):
         super().__init__()
         check_heads(dim, heads)
         self.dim, self.heads = dim, heads
-        query = torch.zeros(heads, dim // heads)
-        nn.init.trunc_normal_(query, std=init_std, a=-2 * init_std, b=2 * init_std)
-        self.query = nn.Parameter(query)                     # (heads, D/heads)
+        self.query = nn.Parameter(trunc_normal_(torch.zeros(heads, dim // heads), init_std))  # (heads, D/heads)
         self.to_kv = nn.Linear(dim, 2 * dim)
         self.out = nn.Linear(dim, dim)
 
@@ -140,7 +140,7 @@ def make_pool(kind: str, dim: int, heads: int = 1) -> nn.Module:
     check_choice("kind", kind, POOL_KINDS)
     check_positive_int("dim", dim)
     if kind == "cls":
-        return ClsToken(dim)
+        return ClsToken(dim=dim)
     if kind == "mean":
-        return MeanPool(dim)
-    return AttentionPool(dim, heads)
+        return MeanPool(dim=dim)
+    return AttentionPool(dim=dim, heads=heads)

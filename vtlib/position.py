@@ -122,17 +122,21 @@ def resize_time(pos: torch.Tensor, new_frames: int, mode: str = "interpolate",
     return rearrange(out, "t n d -> 1 (t n) d") if flat else out
 
 
+def trunc_normal_(tensor: torch.Tensor, std: float = 0.02) -> torch.Tensor:
+    """Fill ``tensor`` in place from N(0, std^2) cut at +-2 std, the ViT / timm init of position
+    tables, tokens and queries; ``std=0`` fills zeros (and draws no random numbers). Returns it."""
+    if isinstance(std, bool) or not isinstance(std, (int, float)) or std < 0:
+        raise bad_arg("std", "a standard deviation >= 0", repr(std), "pass e.g. std=0.02")
+    if std == 0:
+        with torch.no_grad():
+            return tensor.zero_()
+    return nn.init.trunc_normal_(tensor, std=std, a=-2 * std, b=2 * std)
+
+
 def _check_tokens(x: torch.Tensor, n: int, d: int, owner: str, fix: str) -> None:
     check_rank("x", x, 3, "B N D")
     if tuple(x.shape[1:]) != (n, d):
         raise bad_arg("x", f"(B, {n}, {d}) tokens for this {owner}", f"shape {tuple(x.shape)}", fix)
-
-
-def _init(shape: tuple[int, ...], std: float) -> nn.Parameter:
-    p = torch.zeros(shape)
-    if std > 0:
-        nn.init.trunc_normal_(p, std=std, a=-2 * std, b=2 * std)
-    return nn.Parameter(p)
 
 
 class NoPosition(nn.Module):
@@ -149,7 +153,9 @@ class LearnedPosition(nn.Module):
     Pass ``num_frames`` (the nt of the token grid) to allow ``with_frames`` later.
     """
 
-    def __init__(self, num_tokens: int, dim: int, init_std: float = 0.02, num_frames: int | None = None):
+    no_weight_decay = ("pos",)                                    # see vtlib.train.param_groups
+
+    def __init__(self, *, num_tokens: int, dim: int, init_std: float = 0.02, num_frames: int | None = None):
         super().__init__()
         check_positive_int("num_tokens", num_tokens)
         check_positive_int("dim", dim)
@@ -159,7 +165,7 @@ class LearnedPosition(nn.Module):
                 raise bad_arg("num_frames", f"a divisor of num_tokens={num_tokens}", num_frames,
                               "pass the nt of the token grid (nt, nh, nw)")
         self.num_tokens, self.dim, self.num_frames, self.init_std = num_tokens, dim, num_frames, init_std
-        self.pos = _init((1, num_tokens, dim), init_std)
+        self.pos = nn.Parameter(trunc_normal_(torch.zeros(1, num_tokens, dim), init_std))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_tokens(x, self.num_tokens, self.dim, "LearnedPosition",
@@ -171,7 +177,7 @@ class LearnedPosition(nn.Module):
         """A copy for ``new_frames`` token-frames; the table is resized with ``resize_time``."""
         if self.num_frames is None:
             raise bad_arg("num_frames", "the frame count given at construction", None,
-                          "build LearnedPosition(num_tokens, dim, num_frames=nt) to resize over time")
+                          "build LearnedPosition(num_tokens=..., dim=..., num_frames=nt) to resize over time")
         new = copy.deepcopy(self)
         table = resize_time(self.pos.detach(), new_frames, mode, num_frames=self.num_frames)
         new.pos = nn.Parameter(table.clone(), requires_grad=self.pos.requires_grad)
@@ -180,7 +186,10 @@ class LearnedPosition(nn.Module):
 
 
 class FixedPosition(nn.Module):
-    """A fixed table (N, D) kept as a buffer (in state_dict, never trained): x + table."""
+    """A fixed table (N, D) kept as a buffer (in state_dict, never trained): x + table.
+
+    ``FixedPosition(table)`` takes its one argument, the table, by position.
+    """
 
     def __init__(self, table: torch.Tensor):
         super().__init__()
@@ -204,15 +213,18 @@ class SpaceTimePosition(nn.Module):
     the space table comes from an image model); ``use_time=False`` is the space-only ablation.
     """
 
-    def __init__(self, num_frames: int, num_patches: int, dim: int, init_std: float = 0.02,
+    no_weight_decay = ("space", "time")                           # see vtlib.train.param_groups
+
+    def __init__(self, *, num_frames: int, num_patches: int, dim: int, init_std: float = 0.02,
                  time_init: str = "normal", use_time: bool = True):
         super().__init__()
         for name, v in (("num_frames", num_frames), ("num_patches", num_patches), ("dim", dim)):
             check_positive_int(name, v)
         check_choice("time_init", time_init, ("normal", "zeros"))
         self.num_frames, self.num_patches, self.dim = num_frames, num_patches, dim
-        self.space = _init((num_patches, dim), init_std)
-        self.time = _init((num_frames, dim), 0.0 if time_init == "zeros" else init_std) if use_time else None
+        self.space = nn.Parameter(trunc_normal_(torch.zeros(num_patches, dim), init_std))
+        time_std = 0.0 if time_init == "zeros" else init_std
+        self.time = nn.Parameter(trunc_normal_(torch.zeros(num_frames, dim), time_std)) if use_time else None
 
     def table(self) -> torch.Tensor:
         """The full (T*N, D) table in (t h w) order."""
@@ -247,9 +259,10 @@ def make_position(kind: str, grid, dim: int, init_std: float = 0.02) -> nn.Modul
     if kind == "none":
         return NoPosition()
     if kind == "learned":
-        return LearnedPosition(n, dim, init_std, num_frames=nt)
+        return LearnedPosition(num_tokens=n, dim=dim, init_std=init_std, num_frames=nt)
     if kind == "sincos1d":
         return FixedPosition(sincos_1d(n, dim))
     if kind == "sincos3d":
         return FixedPosition(sincos_3d((nt, nh, nw), dim))
-    return SpaceTimePosition(nt, nh * nw, dim, init_std, use_time=(kind == "spacetime"))
+    return SpaceTimePosition(num_frames=nt, num_patches=nh * nw, dim=dim, init_std=init_std,
+                             use_time=(kind == "spacetime"))

@@ -1,7 +1,8 @@
 """VideoMAE pre-training: the loop that trains ``vtlib.models.videomae.VideoMAE`` without labels.
 
 It lives in the training layer, next to ``vtlib.train.fit``, and shares fit's optimiser groups
-(``param_groups``: no weight decay on norms, biases and tokens) and schedule (``warmup_cosine``).
+(``param_groups``: no weight decay on norms, biases and the tokens and tables modules declare in
+``no_weight_decay``, e.g. the decoder's ``mask_token``) and schedule (``warmup_cosine``).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from vtlib.checkpoint import load_weights
 from vtlib.errors import bad_arg, check_choice, check_positive_int
 from vtlib.masking import MASK_KINDS, make_mask
 from vtlib.models.videomae import VideoMAE
@@ -99,9 +101,10 @@ def pretrain(model: VideoMAE, loader, cfg: PretrainConfig) -> list[dict]:
 
 
 def load_pretrained(path, **kwargs) -> VideoMAE:
-    """A ``VideoMAE(**kwargs)`` holding the plain state_dict saved at ``path`` (``torch.save``)."""
-    model = VideoMAE(**kwargs)
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
-    return model.eval()
+    """A ``VideoMAE(**kwargs)`` holding the weights saved at ``path`` by ``vtlib.checkpoint.save_weights``.
+
+    The file's fingerprint must match the model ``kwargs`` build: other ``heads`` or ``drop_path``
+    (same tensor shapes) are refused with an error that names the difference.
+    """
+    return load_weights(VideoMAE(**kwargs), path).eval()
 

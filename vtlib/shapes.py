@@ -41,9 +41,19 @@ def check_video(x: torch.Tensor, in_channels: int) -> None:
     """``x`` must be a float (B, C, T, H, W) clip with ``in_channels`` channels."""
     check_rank("x", x, 5, "B C T H W")
     check_float("x", x)
+    if x.shape[0] == 0:
+        raise bad_arg("x", "at least one clip (B >= 1)", f"shape {tuple(x.shape)}",
+                      "skip empty batches (DataLoader(drop_last=...) or check the split)")
     if x.shape[1] != in_channels:
         raise bad_arg("x", f"{in_channels} channel(s) on axis 1 of (B, C, T, H, W)", f"shape {tuple(x.shape)}",
                       "for grayscale MedMNIST use x.unsqueeze(1) / C=1, or set in_channels to match")
+
+
+def to_dtype_of(x: torch.Tensor, module: torch.nn.Module) -> torch.Tensor:
+    """``x`` cast to the dtype of ``module``'s parameters (a float64 NumPy-made clip, or a float16
+    one, into a float32 model), so models accept any float clip instead of failing inside a conv."""
+    p = next(module.parameters(), None)
+    return x if p is None or x.dtype == p.dtype else x.to(p.dtype)
 
 
 def frames_patches(grid) -> tuple[int, int]:

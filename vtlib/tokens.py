@@ -29,12 +29,25 @@ from einops import rearrange, repeat
 from torch import nn
 
 from vtlib.errors import bad_arg, check_choice, check_divisible, check_positive_int, check_rank
-from vtlib.shapes import AXES, Triple, check_video, triple, video_thw
+from vtlib.shapes import AXES, Triple, check_video, to_dtype_of, triple, video_thw
 
 # Tubelets of the course's token table (reference/papers.md section 8), order (t, p, p).
 DEFAULT_TUBELETS: tuple[Triple, ...] = (
     (1, 4, 4), (2, 4, 4), (4, 4, 4), (1, 7, 7), (2, 7, 7), (4, 7, 7), (7, 7, 7), (8, 8, 8), (2, 14, 14),
 )
+
+
+RESIZE_FIX = "resize with vtlib.data.resize, or build the model with video_shape=x.shape[2:]"
+
+
+def check_clip_shape(x: torch.Tensor, video_shape, fix: str = RESIZE_FIX) -> None:
+    """x must be clips (B, C, T, H, W) with (T, H, W) == ``video_shape``, the shape a model was built for."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 5 or tuple(x.shape[2:]) != tuple(video_shape):
+        got = f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise bad_arg("x", f"clips shaped (B, C, {', '.join(map(str, video_shape))})", got, fix)
+    if x.shape[0] == 0:
+        raise bad_arg("x", "at least one clip (B >= 1)", f"shape {tuple(x.shape)}",
+                      "skip empty batches (DataLoader(drop_last=...) or check the split)")
 
 
 def token_grid(video_shape, tubelet) -> Triple:
@@ -152,7 +165,7 @@ class TubeletEmbed(nn.Module):
     N = (T/t)(H/p)(W/p), tokens in (t h w) order. ``tubelet`` = (t, p, p) or one int for a cube.
     """
 
-    def __init__(self, dim: int, tubelet=(2, 4, 4), in_channels: int = 1, bias: bool = True):
+    def __init__(self, *, dim: int, tubelet=(2, 4, 4), in_channels: int = 1, bias: bool = True):
         super().__init__()
         check_positive_int("dim", dim)
         check_positive_int("in_channels", in_channels)
@@ -169,6 +182,7 @@ class TubeletEmbed(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_video(x, self.in_channels)
         self.grid(x.shape)
+        x = to_dtype_of(x, self.proj)
         return self.proj(x).flatten(2).transpose(1, 2)  # (B, D, nt, nh, nw) -> (B, N, D)
 
     @classmethod
@@ -189,7 +203,8 @@ class TubeletEmbed(nn.Module):
             raise bad_arg("conv2d", "a patch embedding: stride == kernel_size, no padding, groups=1, dilation=1",
                           f"kernel {k}, stride {tuple(conv2d.stride)}, padding {conv2d.padding}",
                           "build it as nn.Conv2d(C, D, kernel_size=p, stride=p)")
-        embed = cls(conv2d.out_channels, (t, *k), conv2d.in_channels, bias=conv2d.bias is not None)
+        embed = cls(dim=conv2d.out_channels, tubelet=(t, *k), in_channels=conv2d.in_channels,
+                    bias=conv2d.bias is not None)
         make = central_frame_2d if init == "central" else inflate_2d
         with torch.no_grad():
             embed.proj.weight.copy_(make(conv2d.weight, t))
@@ -207,7 +222,7 @@ class FrameEmbed(nn.Module):
     (B, C, T, H, W) -> (B, N, D), N = nt * (H/p) * (W/p), tokens in (t h w) order.
     """
 
-    def __init__(self, dim: int, patch: int, in_channels: int = 1, frame_stride: int = 1,
+    def __init__(self, *, dim: int, patch: int, in_channels: int = 1, frame_stride: int = 1,
                  offset: int | None = None):
         super().__init__()
         for name, v in (("dim", dim), ("patch", patch), ("in_channels", in_channels), ("frame_stride", frame_stride)):
@@ -236,6 +251,7 @@ class FrameEmbed(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_video(x, self.in_channels)
         nt, nh, nw = self.grid(x.shape)
+        x = to_dtype_of(x, self.proj)
         frames = x[:, :, self.offset::self.frame_stride]                 # (B, C, nt, H, W)
         frames = rearrange(frames, "b c t h w -> (b t) c h w")
         tokens = self.proj(frames)                                        # (B*nt, D, nh, nw)
@@ -248,7 +264,8 @@ def linear_from_conv3d(embed: TubeletEmbed) -> nn.Linear:
     Its weight is ``embed.proj.weight.flatten(1)``, shape (D, C*t*p*p), matching patchify's (c t p1 p2).
     """
     if not isinstance(embed, TubeletEmbed):
-        raise bad_arg("embed", "a TubeletEmbed", type(embed).__name__, "build one with TubeletEmbed(dim, tubelet)")
+        raise bad_arg("embed", "a TubeletEmbed", type(embed).__name__,
+                      "build one with TubeletEmbed(dim=..., tubelet=...)")
     w = embed.proj.weight
     linear = nn.Linear(w[0].numel(), w.shape[0], bias=embed.proj.bias is not None).to(w.device, w.dtype)
     with torch.no_grad():

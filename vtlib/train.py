@@ -30,7 +30,6 @@ import copy
 import math
 import os
 import random
-import tempfile
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
@@ -41,13 +40,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from vtlib.checkpoint import check_fingerprint, fingerprint, load_checkpoint, save_checkpoint
 from vtlib.errors import VtlibError, bad_arg, check_choice, check_positive_int, check_rank
 from vtlib.metrics import TASKS, evaluate_scores
 from vtlib.utils import get_device, is_interactive, seed_everything
 
 SELECT_METRICS = ("auc", "acc", "loss")
 SCHEDULES = ("cosine", "multistep")
-NO_DECAY_NAMES = ("pos", "cls", "token")  # position embeddings, CLS / mask tokens
 
 
 @dataclass
@@ -128,14 +127,47 @@ def mixup(x: Tensor, y_onehot: Tensor, alpha: float, generator: torch.Generator)
 
 
 # ----------------------------------------------------------------------------- optimiser, schedule
+def no_decay_names(model: nn.Module) -> set[str]:
+    """Full names (as in ``model.named_parameters()``) of the parameters that get no weight decay:
+
+    * every parameter with at most one axis: biases, LayerNorm / BatchNorm scales, scalar gates;
+    * the direct parameters each module names in its class attribute ``no_weight_decay``, e.g.
+      ``ClsToken.no_weight_decay = ("token",)``: position tables, CLS and mask tokens, pooling queries.
+
+    A listed name the module does not hold, or holds as None (an optional table, e.g. TimeSformer's
+    ``time_pos`` for ``attention="space"``), is skipped; one that names a buffer or a submodule is an error.
+    """
+    names = {name for name, p in model.named_parameters() if p.ndim <= 1}
+    for prefix, module in model.named_modules():
+        declared = getattr(type(module), "no_weight_decay", ())
+        if not isinstance(declared, (tuple, list, frozenset, set)) or not all(isinstance(n, str) for n in declared):
+            raise bad_arg(f"{type(module).__name__}.no_weight_decay", "a tuple of parameter names",
+                          repr(declared), 'write e.g. no_weight_decay = ("pos",)')
+        for attr in declared:
+            value = getattr(module, attr, None)
+            if value is None:
+                continue
+            if not isinstance(value, nn.Parameter) or attr not in module._parameters:
+                raise bad_arg(f"{type(module).__name__}.no_weight_decay", "names of the module's own parameters",
+                              f"{attr!r}, a {type(value).__name__}", "list parameters only; buffers are never decayed")
+            names.add(f"{prefix}.{attr}" if prefix else attr)
+    return names
+
+
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two AdamW groups: weight decay on matrices/filters, none on biases, norms (all 1-D) and tokens."""
+    """Two AdamW groups: weight decay on weight matrices and filters, none on :func:`no_decay_names`.
+
+    Changed: the exempt set used to be guessed from name substrings ("pos", "cls", "token" in the
+    last part of a parameter's name), which missed ``AttentionPool.query`` (so attention-pool queries
+    were decayed) and would exempt any matrix whose name happened to contain them. Now modules
+    declare their exempt parameters (``no_weight_decay``); a model of your own with a free table
+    or token must declare it too, or it is decayed.
+    """
+    exempt = no_decay_names(model)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
-            last = name.rsplit(".", 1)[-1].lower()
-            skip = p.ndim <= 1 or any(k in last for k in NO_DECAY_NAMES)
-            (no_decay if skip else decay).append(p)
+            (no_decay if name in exempt else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
@@ -216,29 +248,15 @@ def evaluate(model: nn.Module, loader, task: str, device=None, amp: bool = True,
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def save_checkpoint(state: dict, path: str) -> None:
-    """Write atomically: a temp file in the same folder, then ``os.replace``. A failure midway
-    leaves the previous checkpoint untouched and removes the temp file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".ckpt-", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-
-
-def load_checkpoint(path: str) -> dict:
-    """Read a checkpoint written by ``fit`` (our own file: it holds RNG states, not only tensors)."""
-    return torch.load(path, map_location="cpu", weights_only=False)
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "history", "best_state", "best_epoch", "best_val",
+                   "rng", "config", "fingerprint")
 
 
 def _loader_generators(loader) -> list[torch.Generator]:
-    gens = [getattr(loader, "generator", None), getattr(getattr(loader, "sampler", None), "generator", None)]
+    """The generators that make a train loader random: its shuffle and its dataset's augmentation
+    (e.g. ``MedMNISTVideo(transform=...).generator``); ``fit`` seeds and checkpoints all of them."""
+    gens = [getattr(loader, "generator", None), getattr(getattr(loader, "sampler", None), "generator", None),
+            getattr(getattr(loader, "dataset", None), "generator", None)]
     unique = {id(g): g for g in gens if isinstance(g, torch.Generator)}
     return list(unique.values())
 
@@ -266,9 +284,106 @@ def _config_key(cfg: TrainConfig) -> dict:
             if f.name not in ("device", "amp", "progress", "checkpoint_path", "augment")}
 
 
+class TrainingDiverged(VtlibError):
+    """The training loss became NaN or infinite. ``fit`` raises it after putting the best weights so
+    far back into the model; ``.result`` is the TrainResult up to the last good epoch (or None)."""
+
+    def __init__(self, message: str, result: "TrainResult | None") -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def _dataset_labels(loader) -> Tensor | None:
+    """The labels of a loader's dataset without iterating it, where the dataset exposes them."""
+    ds = getattr(loader, "dataset", None)
+    labels = getattr(ds, "labels", None)
+    if labels is None and hasattr(ds, "tensors") and len(ds.tensors) >= 2:
+        labels = ds.tensors[1]
+    return torch.as_tensor(labels) if labels is not None else None
+
+
+def _check_head(k: int, cfg: "TrainConfig") -> None:
+    if cfg.task == "binary-class" and k != 2:
+        raise bad_arg("model", "2 logits for a binary task (one per class)", f"{k} logits",
+                      "build the head with num_classes=2")
+
+
+def _check_labels(labels: Tensor, k: int, name: str) -> None:
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= k):
+        raise bad_arg(name, f"class indices in [0, {k - 1}] for a model with {k} outputs",
+                      f"labels in [{int(labels.min())}, {int(labels.max())}]",
+                      "match the head's num_classes to the dataset (labels start at 0)")
+
+
+def _check_val_classes(labels: Tensor, cfg: "TrainConfig") -> None:
+    if cfg.select_metric == "auc" and labels.unique().numel() < 2:
+        raise bad_arg("val_loader", "clips of at least two classes (AUC needs both to select an epoch)",
+                      f"only class {labels.unique().tolist()}",
+                      "use a stratified validation split, or select_metric='loss'")
+
+
+def check_fit_inputs(model: nn.Module, train_loader, val_loader, cfg: "TrainConfig", device) -> int | None:
+    """Refuse, before the first step, what would make ``fit`` fail late or select silently wrong.
+
+    * labels outside [0, K) for a model with K outputs, and a binary task on a model without 2 logits
+      (K from one validation clip in eval mode);
+    * AUC selection on a validation split with one class (AUC would be NaN every epoch, and the
+      first epoch would be kept without a word).
+    Labels and a clip are read from the datasets (``.labels``, ``TensorDataset.tensors``, ``ds[0]``),
+    never by iterating the loaders. What a dataset does not expose is checked on the first training
+    batch and after the first validation instead. Returns K, or None when it is not known yet.
+    """
+    if not isinstance(model, nn.Module):
+        raise bad_arg("model", "a torch.nn.Module", type(model).__name__, "pass the model to train")
+    for name, loader in (("train_loader", train_loader), ("val_loader", val_loader)):
+        if not hasattr(loader, "__iter__"):
+            raise bad_arg(name, "an iterable of (x, y) batches, e.g. a DataLoader", type(loader).__name__,
+                          "wrap the dataset: DataLoader(dataset, batch_size=32)")
+    k = None
+    ds = getattr(val_loader, "dataset", None)
+    if (ds is not None and hasattr(ds, "__getitem__") and hasattr(ds, "__len__") and len(ds) > 0
+            and getattr(ds, "transform", None) is None):   # reading a clip must not draw random numbers
+        x, _ = ds[0]
+        if isinstance(x, Tensor) and x.ndim == 4:
+            was_training = model.training
+            model.eval()
+            with torch.no_grad():
+                out = model(x[None].to(device))
+            model.train(was_training)
+            if not isinstance(out, Tensor) or out.ndim != 2:
+                raise bad_arg("model", "logits shaped (B, num_classes)",
+                              f"{type(out).__name__} {tuple(out.shape) if isinstance(out, Tensor) else ''}",
+                              "end the model with a Linear head")
+            k = out.shape[-1]
+            _check_head(k, cfg)
+    for name, loader in (("train_loader", train_loader), ("val_loader", val_loader)):
+        labels = _dataset_labels(loader)
+        if labels is None:
+            continue
+        if k is not None:
+            _check_labels(labels.reshape(-1), k, f"labels of {name}")
+        if name == "val_loader":
+            _check_val_classes(labels.reshape(-1), cfg)
+    return k
+
+
 def _selection_score(metrics: dict, key: str) -> float:
     v = metrics[key]
     return -math.inf if math.isnan(v) else (-v if key == "loss" else v)
+
+
+def _diverged(model, best_state, best_epoch, best_val, history, epoch, lr, cfg) -> None:
+    """Put the best weights back and raise TrainingDiverged (the live weights may hold NaN)."""
+    result = None
+    if best_state is not None:
+        model.load_state_dict(best_state)
+        result = TrainResult(best_epoch, best_val, list(history), None, model)
+    kept = (f"the model holds the weights of epoch {best_epoch}, the best so far" if best_state is not None
+            else "no epoch finished, so no good weights exist")
+    raise TrainingDiverged(
+        f"loss: expected finite training losses, got NaN or inf in epoch {epoch + 1} (lr {lr:.3g}); {kept}"
+        f"{'; the checkpoint on disk is the last good epoch' if cfg.checkpoint_path else ''}. Fix: lower lr, "
+        "keep grad_clip on, and check the inputs for NaN (e.g. torch.isfinite(x).all())", result)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -292,6 +407,9 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, test_loade
         device = torch.device(cfg.device) if cfg.device else get_device()
         model.to(device)
         backward, clip = (lambda loss: loss.backward()), nn.utils.clip_grad_norm_
+    first = next(iter(model.parameters()), None)
+    num_classes = check_fit_inputs(model, train_loader, val_loader, cfg,
+                                   first.device if first is not None else torch.device("cpu"))
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     if accelerator is not None:
         device = accelerator.device
@@ -301,7 +419,12 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, test_loade
         backward, clip = accelerator.backward, accelerator.clip_grad_norm_
     bare = accelerator.unwrap_model(model) if accelerator else model  # the nn.Module the user gave
     amp = cfg.amp and accelerator is None  # Accelerate applies its own mixed precision
-    steps_per_epoch = len(train_loader)
+    try:
+        steps_per_epoch = len(train_loader)
+    except TypeError:
+        raise bad_arg("train_loader", "a loader with a length (the schedule is planned in steps)",
+                      f"{type(train_loader).__name__} without len()",
+                      "use a map-style Dataset (with __len__ and __getitem__) in the DataLoader") from None
     if steps_per_epoch == 0:
         raise bad_arg("train_loader", "at least one batch", "an empty loader", "check the dataset split")
     total = cfg.epochs * steps_per_epoch
@@ -316,7 +439,8 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, test_loade
 
     start, history, best_state, best_epoch, best_val = 0, [], None, 0, None
     if cfg.checkpoint_path and os.path.exists(cfg.checkpoint_path):
-        ck = load_checkpoint(cfg.checkpoint_path)
+        ck = load_checkpoint(cfg.checkpoint_path, expect=CHECKPOINT_KEYS[:-1])
+        check_fingerprint(ck.get("fingerprint"), bare, cfg.checkpoint_path)
         if ck["config"] != _config_key(cfg):
             diff = sorted(k for k in ck["config"] if ck["config"][k] != _config_key(cfg).get(k))
             raise VtlibError(f"checkpoint_path: expected a checkpoint written with the same TrainConfig, got "
@@ -333,9 +457,12 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, test_loade
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
         loss_sum, n_seen = torch.zeros((), device=device), torch.zeros((), device=device)  # no GPU syncs
+        finite = torch.ones((), dtype=torch.bool, device=device)
         model.train()
         for x, y in train_loader:
             _check_batch(x, y, "train_loader")
+            if num_classes is not None:
+                _check_labels(y, num_classes, "y from train_loader")
             x, y = x.to(device), y.to(device)
             if cfg.augment is not None:
                 x = cfg.augment(x, aug_gen)
@@ -344,6 +471,10 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, test_loade
                 x, target = mixup(x, F.one_hot(y).float(), cfg.mixup_alpha, aug_gen)
             with _autocast(device, amp):
                 logits = model(x)
+            if num_classes is None:                      # the datasets did not tell: check the first batch
+                num_classes = logits.shape[-1]
+                _check_head(num_classes, cfg)
+                _check_labels(y, num_classes, "y from train_loader")
             if target.ndim == 2:
                 target = F.pad(target, (0, logits.shape[-1] - target.shape[-1]))
             loss = F.cross_entropy(logits.float(), target, label_smoothing=cfg.label_smoothing)
@@ -354,6 +485,7 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, test_loade
             lr = optimizer.param_groups[0]["lr"]  # the rate this step used
             optimizer.step()
             scheduler.step()
+            finite &= torch.isfinite(loss.detach())
             loss_sum += loss.detach() * len(y)
             n_seen += len(y)
             bar.update(1)
@@ -361,7 +493,13 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, test_loade
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}")
         if accelerator is not None:
             loss_sum, n_seen = accelerator.reduce(torch.stack([loss_sum, n_seen]), "sum")
+            finite = accelerator.reduce(finite.float(), "min").bool()
+        if not bool(finite):
+            bar.close()
+            _diverged(bare, best_state, best_epoch, best_val, history, epoch, lr, cfg)
         val = evaluate(model, val_loader, cfg.task, device, amp, accelerator)
+        if epoch == start:
+            _check_val_classes(torch.as_tensor(val["labels"]), cfg)
         history.append({"epoch": epoch + 1, "train_loss": (loss_sum / n_seen).item(), "lr": lr,
                         "val_loss": val["loss"], "val_auc": val["auc"], "val_acc": val["acc"],
                         "seconds": time.perf_counter() - t0})
@@ -375,7 +513,8 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, test_loade
             save_checkpoint({"model": bare.state_dict(), "optimizer": optimizer.state_dict(),
                              "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
                              "best_state": best_state, "best_epoch": best_epoch, "best_val": best_val,
-                             "rng": _rng_state(gens, aug_gen), "config": _config_key(cfg)},
+                             "rng": _rng_state(gens, aug_gen), "config": _config_key(cfg),
+                             "fingerprint": fingerprint(bare)},
                             cfg.checkpoint_path)
         if accelerator is not None:
             accelerator.wait_for_everyone()

@@ -39,8 +39,8 @@ import torch
 from torch import nn
 
 from vtlib.errors import bad_arg, check_choice, check_positive_int, check_rank
-from vtlib.position import sincos_at
-from vtlib.shapes import AXES, Triple, check_video, triple, video_thw
+from vtlib.position import sincos_at, trunc_normal_
+from vtlib.shapes import AXES, Triple, check_video, to_dtype_of, triple, video_thw
 
 TUBE_POSITIONS = ("none", "learned", "fixed-index", "fixed")
 
@@ -233,7 +233,7 @@ class TubeTokenizer(nn.Module):
     A single frame (B, C, 1, H, W) goes through the 2D tubes only (see ``Tube.for_image``).
     """
 
-    def __init__(self, dim: int, tubes, in_channels: int = 1, bias: bool = True):
+    def __init__(self, *, dim: int, tubes, in_channels: int = 1, bias: bool = True):
         super().__init__()
         check_positive_int("dim", dim)
         check_positive_int("in_channels", in_channels)
@@ -276,6 +276,7 @@ class TubeTokenizer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_video(x, self.in_channels)
+        x = to_dtype_of(x, self)
         out = []
         for i, t in self.active(x.shape):                   # one conv per tube shape
             tube_grid(x.shape, t)
@@ -295,14 +296,16 @@ class TubePosition(nn.Module):
     tubes' first frame, so images and clips share their 2D positions.
     """
 
-    def __init__(self, kind: str, tubes, video_shape, dim: int, init_std: float = 0.02):
+    no_weight_decay = ("pos",)                                   # the learned table; see vtlib.train.param_groups
+
+    def __init__(self, *, kind: str, tubes, video_shape, dim: int, init_std: float = 0.02):
         super().__init__()
         check_choice("kind", kind, TUBE_POSITIONS)
         check_positive_int("dim", dim)
         self.kind, self.dim = kind, dim
         self.video_shape = video_thw(video_shape)
         self.image_shape = (1, *self.video_shape[1:])
-        tok = TubeTokenizer(1, tubes)                       # only for its grids and coordinates
+        tok = TubeTokenizer(dim=1, tubes=tubes)                       # only for its grids and coordinates
         self.num_tokens = tok.num_tokens(self.video_shape)
         self.has_image = any(t.is_2d for t in tok.tubes)
         self.num_image_tokens = tok.num_tokens(self.image_shape) if self.has_image else 0
@@ -312,9 +315,7 @@ class TubePosition(nn.Module):
             image = sincos_at(coords(self.image_shape), dim) if self.has_image else torch.zeros(0, dim)
             self.register_buffer("image_table", image, persistent=False)
         elif kind == "learned":
-            p = torch.zeros(1, self.num_tokens, dim)
-            nn.init.trunc_normal_(p, std=init_std, a=-2 * init_std, b=2 * init_std)
-            self.pos = nn.Parameter(p)
+            self.pos = nn.Parameter(trunc_normal_(torch.zeros(1, self.num_tokens, dim), init_std))
             rows, start = [], 0                              # first-frame rows of each 2D tube
             for (_, t), (nt, nh, nw) in zip(tok.active(self.video_shape), tok.grids(self.video_shape)):
                 if t.is_2d:

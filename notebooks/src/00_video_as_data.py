@@ -183,7 +183,7 @@ print("its ACC stays within 0.02 of the majority baseline:", abs(volume_metrics.
 # ## 3. The first steps of a video pipeline
 #
 # 1. **Split into frames.** `(B, C, T, H, W) → (B, T, C, H, W)` gives a stack of images, the view a
-#    2D image model needs (notebooks 07 and 10 embed each frame on its own).
+#    2D image model needs (notebook 07 embeds each frame on its own).
 # 2. **Sample frames.** Keep `n` evenly spaced frames: the cheapest way to shorten a clip.
 # 3. **Resize.** Trilinear interpolation in space, and optionally in time.
 # 4. **Normalise.** Subtract the *training* mean and divide by the *training* standard deviation;

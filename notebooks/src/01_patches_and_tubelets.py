@@ -32,8 +32,8 @@ from matplotlib.patches import Rectangle
 from torch import nn
 
 from vtlib.data import augment, load_split
-from vtlib.experiments.common import RESULTS, format_summary, loaders, read_csv, run
-from vtlib.experiments.embedding import EMBEDDINGS, Setup, image_model, pretrain_image_model, slice_loaders, video_model
+from vtlib.experiments.common import RESULTS, format_summary, loaders, read_csv, run, slice_loaders
+from vtlib.experiments.embedding import EMBEDDINGS, Setup, image_model, pretrain_image_model, video_model
 from vtlib.models.vivit import ViViT
 from vtlib.tokens import (
     DEFAULT_TUBELETS,
@@ -139,7 +139,7 @@ print("patches:", tuple(frame_patches(clips, 4, 7).shape), "-> tokens:", tuple(m
 # matrix product. Given the same weights, the two must agree:
 
 # %%
-frame_embed = FrameEmbed(D, patch=7, frame_stride=4)
+frame_embed = FrameEmbed(dim=D, patch=7, frame_stride=4)
 frame_embed.proj.load_state_dict(conv2d.state_dict())
 print("matches vtlib.tokens.FrameEmbed:", agree(my_frame_tokens, frame_embed(clips)))
 
@@ -185,7 +185,7 @@ print("Conv3d == Linear on flattened tubelets:", agree(conv_tokens, linear_token
 # equal `Linear` from it.
 
 # %%
-tubelet_embed = TubeletEmbed(D, (4, 7, 7))
+tubelet_embed = TubeletEmbed(dim=D, tubelet=(4, 7, 7))
 tubelet_embed.proj.load_state_dict(conv3d.state_dict())
 print("matches vtlib.tokens.TubeletEmbed:", agree(conv_tokens, tubelet_embed(clips)))
 print("matches vtlib.tokens.linear_from_conv3d:",
@@ -235,7 +235,7 @@ show_table(token_table((64,), ((1, 4, 4), (2, 4, 4), (4, 8, 8), (2, 16, 16), (4,
 
 # %%
 for attempt in (lambda: token_grid((28, 28, 28), (8, 8, 8)),
-                lambda: FrameEmbed(D, patch=8)(clips)):
+                lambda: FrameEmbed(dim=D, patch=8)(clips)):
     try:
         attempt()
     except ValueError as err:
@@ -327,7 +327,7 @@ print("matches vtlib.tokens.central_frame_2d:", agree(my_central(w2d, 4), centra
 # %%
 central = TubeletEmbed.from_2d(conv2d, 4, init="central")
 inflated = TubeletEmbed.from_2d(conv2d, 4, init="inflate")
-uniform = FrameEmbed(D, patch=7, frame_stride=4)                        # keeps frames 2, 6, ..., 26
+uniform = FrameEmbed(dim=D, patch=7, frame_stride=4)                    # keeps frames 2, 6, ..., 26
 uniform.proj.load_state_dict(conv2d.state_dict())
 with torch.no_grad():
     print("central-frame tubelet == uniform frame sampling:", agree(central(clips), uniform(clips)))
@@ -370,7 +370,7 @@ with torch.no_grad():
 # %%
 setup = Setup()                                        # size 28, tubelet (4, 7, 7), dim 64, depth 2, heads 4
 data = loaders("adrenal", size=28, batch_size=32)
-slices = slice_loaders(data)
+slices = slice_loaders(data, batch_size=128)
 xb, yb = next(iter(slices["train"]))
 print(setup)
 print("slice batches:", tuple(xb.shape), "| slices per split:", {k: len(v.dataset) for k, v in slices.items()})

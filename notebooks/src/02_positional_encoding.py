@@ -75,7 +75,7 @@ print("outputs are shuffled the same way (equivariant):", torch.allclose(out_shu
 # them, so shuffling the patch tokens leaves its output unchanged.
 
 # %%
-cls = ClsToken(32)
+cls = ClsToken(dim=32)
 with torch.no_grad():
     mean_a, mean_b = out.mean(1), out_shuffled.mean(1)                               # (B, D)
     cls_a = encoder(cls.prepend(x))[:, 0]                                            # (B, D)
@@ -161,7 +161,7 @@ print("grid:", grid, "tokens N:", N, "width D:", dim)
 learned = nn.Parameter(torch.zeros(1, N, dim))
 nn.init.trunc_normal_(learned, std=0.02)
 print("learned table:", tuple(learned.shape), "parameters:", learned.numel())
-print("same count as vtlib LearnedPosition:", learned.numel() == count_parameters(LearnedPosition(N, dim)))
+print("same count as vtlib LearnedPosition:", learned.numel() == count_parameters(LearnedPosition(num_tokens=N, dim=dim)))
 
 # %% [markdown]
 # ### 2.2 Fixed 1D sinusoid over the flattened token index (Transformer, VideoMAE)

@@ -31,6 +31,7 @@ import matplotlib.pyplot as plt
 import torch
 from einops import rearrange
 
+from vtlib.attention import record_attention
 from vtlib.experiments.common import RESULTS, format_summary, loaders, read_csv
 from vtlib.experiments.pooling import FirstToken, gland_tokens, patch_similarity, token_readout_aucs, weight_stats
 from vtlib.models.vivit import ViViT
@@ -85,7 +86,7 @@ def prepend_cls(x, cls):
     return torch.cat([cls.expand(x.shape[0], -1, -1), x], dim=1)
 
 
-cls_ref = ClsToken(D)
+cls_ref = ClsToken(dim=D)
 with_cls = prepend_cls(x, cls_ref.token)
 print("tokens:", tuple(x.shape), "->", tuple(with_cls.shape))
 print("matches vtlib.pooling.ClsToken.prepend:", torch.allclose(with_cls, cls_ref.prepend(x)))
@@ -126,7 +127,7 @@ def mean_pool(x):
 
 perm = torch.randperm(N, generator=torch.Generator().manual_seed(1))
 print("pooled:", tuple(mean_pool(x).shape))
-print("matches vtlib.pooling.MeanPool:", torch.allclose(mean_pool(x), MeanPool(D)(x)))
+print("matches vtlib.pooling.MeanPool:", torch.allclose(mean_pool(x), MeanPool(dim=D)(x)))
 print("same after shuffling the tokens:", torch.allclose(mean_pool(x[:, perm]), mean_pool(x), atol=1e-6))
 
 # %% [markdown]
@@ -158,7 +159,7 @@ print("matches vtlib.pooling.attention_pool:", torch.allclose(pooled, attention_
 print("a zero query gives the mean:", torch.allclose(attn_pool(x, torch.zeros(D))[0], mean_pool(x), atol=1e-6))
 
 # %% [markdown]
-# The module a model uses, `vtlib.pooling.AttentionPool(dim, heads)`, is the same idea with the usual
+# The module a model uses, `vtlib.pooling.AttentionPool(dim=..., heads=...)`, is the same idea with the usual
 # attention trimmings: keys and values are linear maps of the tokens, there is one query per head
 # (each head scores the tokens in its own D/heads channels), and the heads' results are concatenated
 # and projected. Written out with its parameters:
@@ -175,7 +176,7 @@ def attn_pool_multihead(x, pool):
     return pool.out(rearrange(heads_out, "b h e -> b (h e)")), weights
 
 
-pool_ref = AttentionPool(D, heads=4)
+pool_ref = AttentionPool(dim=D, heads=4)
 mine, mine_w = attn_pool_multihead(x, pool_ref)
 ref, ref_w = pool_ref(x, return_weights=True)
 print("weights:", tuple(mine_w.shape))
@@ -295,7 +296,8 @@ x_test = data["test"].dataset.tensors[0]                       # (298, 1, 28, 28
 gland = gland_tokens(x_test)                                    # (298, 112) bool
 with torch.no_grad():
     m = models["cls"].eval()
-    _, maps = m(x_test.to(device), return_attn=True)            # 4 blocks x (298, heads, 113, 113)
+    with record_attention(m) as maps:                           # every attention keeps its softmax map
+        m(x_test.to(device))                                    # 4 blocks x (298, heads, 113, 113)
     w_cls = maps[-1][:, :, 0, 1:].mean(1).cpu()                 # last block, CLS query row, patch keys: (298, 112)
 
     m = models["attn"].eval()
@@ -500,7 +502,7 @@ if summary is not None:
 # 2. Write `mean_pool(x)`: `(B, N, D)` → `(B, D)`.
 # 3. Write `attn_pool(x, query)` (single head, no projections) returning `(B, D)`.
 # 4. (Open) The attention pool's query starts at std 0.02, so its weights start uniform. Train the
-#    attention-pool model again after `models["attn"].pool = AttentionPool(64, init_std=1.0)`
+#    attention-pool model again after `models["attn"].pool = AttentionPool(dim=64, init_std=1.0)`
 #    (before `fit`). Do the weights move further from 1/112? Does the test AUC change beyond the seed spread?
 
 # %%
@@ -533,6 +535,6 @@ _ = check_attention_pool(lambda x, query: attn_pool(x, query)[0])
 #   Video Learning (TubeViT), CVPR 2023 (attention pooling + FC head).
 # - Z. Tong et al., VideoMAE, NeurIPS 2022 (no CLS token; mean pooling for fine-tuning).
 # - D. Neimark et al., Video Transformer Network (VTN), 2021 (a [CLS] token on a temporal encoder
-#   over per-frame features; notebook 10).
+#   over per-frame features).
 # - Hugging Face `transformers` issue #21016 (VideoMAE has no CLS token; `[:, 0]` is a patch token)
 #   and `VideoMAEForVideoClassification` (`use_mean_pooling`).

@@ -41,7 +41,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from vtlib.attention import MultiHeadAttention, attention_explicit, causal_mask, key_mask
+from vtlib.attention import MultiHeadAttention, attention_explicit, causal_mask, key_mask, record_attention
 from vtlib.block import Block, drop_path_rates
 from vtlib.cost import attention_flops, attention_memory_bytes, block_flops, measure_flops
 from vtlib.experiments.common import loaders
@@ -315,7 +315,9 @@ print("forgetting to invert the mask gives another answer:", not torch.allclose(
 lib = MultiHeadAttention.from_torch(mha).eval()              # vtlib's module, same weights
 with torch.no_grad():
     lib_out = lib(x, mask=causal)                            # fused SDPA path, True = may attend
-    lib_out2, lib_w = lib(x, mask=causal, return_attn=True)  # explicit path, returns the maps
+    with record_attention(lib) as lib_maps:                  # explicit path, keeps the maps
+        lib_out2 = lib(x, mask=causal)
+    lib_w = lib_maps[0]                                      # (B, heads, N, N)
 print("matches vtlib.attention.MultiHeadAttention:", torch.allclose(ours, lib_out, atol=1e-5))
 print("matches its explicit path and weights:",
       torch.allclose(ours, lib_out2, atol=1e-5) and torch.allclose(ours_w, lib_w, atol=1e-6))
@@ -409,7 +411,7 @@ ln = nn.LayerNorm(D, eps=1e-6)
 print("LayerNormScratch matches nn.LayerNorm:", torch.allclose(LayerNormScratch(D)(x), ln(x), atol=1e-5))
 print("gelu matches nn.GELU:", torch.allclose(gelu(x), nn.GELU()(x), atol=1e-6))
 
-lib_block = Block(D, heads, mlp_ratio=4.0, drop_path=0.3)
+lib_block = Block(dim=D, heads=heads, mlp_ratio=4.0, drop_path=0.3)
 mine = BlockScratch(D, heads, mlp_ratio=4.0, drop_path=0.3)
 print(mine.load_state_dict(lib_block.state_dict()))                # every weight has its twin
 with torch.no_grad():
@@ -584,7 +586,7 @@ def best_time(fn, repeats=7):
     return min(times)
 
 
-timing_block = Block(D, heads).eval()
+timing_block = Block(dim=D, heads=heads).eval()
 token_counts = [64, 128, 256, 512, 1024, 2048]
 times = {}
 with torch.no_grad():
@@ -619,7 +621,7 @@ print("measured time ratio for 4× tokens > 2:", times[2048] / times[512] > 2)
 # The library (`vtlib.attention.MultiHeadAttention`) calls `F.scaled_dot_product_attention`. Its fused
 # kernels compute the softmax block by block and never store the N×N matrix (the idea of
 # FlashAttention), which saves memory and time. The explicit version is what we wrote; the library keeps
-# it for `return_attn=True`, when we want to look at the maps. On the largest 28³ setting (1×4×4
+# it for `record_attention`, when we want to look at the maps. On the largest 28³ setting (1×4×4
 # tubelets, 1372 tokens, 4 heads of 16) with the same-frame mask and without:
 
 # %%
@@ -629,10 +631,12 @@ same_result = all(
     torch.allclose(attention(qf, kf, vf, m)[0], F.scaled_dot_product_attention(qf, kf, vf, attn_mask=m), atol=1e-5)
     for m in (None, frames_1372))
 print("explicit == fused SDPA (no mask, same-frame mask):", same_result)
-lib_big = MultiHeadAttention(D, heads).eval()                # the library module: fused unless return_attn
+lib_big = MultiHeadAttention(dim=D, heads=heads).eval()      # the library module: fused unless recording
 x_big = torch.randn(1, 1372, D, generator=g)
 with torch.no_grad():
-    fused_out, (explicit_out, _) = lib_big(x_big), lib_big(x_big, return_attn=True)
+    fused_out = lib_big(x_big)
+    with record_attention(lib_big):                          # explicit path while recording
+        explicit_out = lib_big(x_big)
 print("vtlib MultiHeadAttention, fused path == explicit path:", torch.allclose(fused_out, explicit_out, atol=1e-5))
 print(f"score matrix the explicit version stores: {attention_memory_bytes(1372, 4) / 2**20:.1f} MB per clip per block")
 
@@ -684,7 +688,8 @@ print(f"best epoch {result.best_epoch} | test AUC {result.test['auc']:.3f} ACC {
 print("test AUC >= 0.90:", result.test["auc"] >= 0.90)
 
 # %% [markdown]
-# Now ask for the attention maps: `model(x, return_attn=True)` runs the explicit path and returns one
+# Now ask for the attention maps: inside `with record_attention(model) as maps:` every attention runs
+# the explicit path and keeps its softmax, so `model(x)` fills `maps` with one
 # (B, heads, N, N) map per block, N = 113. Row 0 is the CLS token's query; its 112 weights over the
 # tubelet tokens reshape to the token grid (t, h, w) = (7, 4, 4).
 #
@@ -695,8 +700,8 @@ print("test AUC >= 0.90:", result.test["auc"] >= 0.90)
 # %%
 model.eval()
 xv, yv = data["val"].dataset.tensors
-with torch.no_grad():
-    _, maps = model(xv[:64].to(device), return_attn=True)
+with torch.no_grad(), record_attention(model) as maps:
+    model(xv[:64].to(device))
 maps = [m.float().cpu() for m in maps]
 print("maps:", len(maps), "blocks of", tuple(maps[0].shape))
 cls_attn = rearrange(maps[0][:, :, 0, 1:], "b h (t i j) -> b h t i j", t=7, i=4, j=4)   # (64, 4, 7, 4, 4)

@@ -31,6 +31,7 @@ from einops import rearrange, reduce
 from torch import nn
 from torch.testing import assert_close
 
+from vtlib.attention import record_attention
 from vtlib.baselines import MEDMNIST3D
 from vtlib.block import Transformer
 from vtlib.cost import measure_flops, transformer_flops
@@ -83,11 +84,11 @@ print("clips:", tuple(x4.shape))                               # (B, C, T, H, W)
 
 torch.manual_seed(0)
 dim, depth, heads, tubelet = 32, 3, 4, (4, 7, 7)
-embed = TubeletEmbed(dim, tubelet, in_channels=1)              # notebook 01: Conv3d, kernel = stride = tubelet
+embed = TubeletEmbed(dim=dim, tubelet=tubelet, in_channels=1)  # notebook 01: Conv3d, kernel = stride = tubelet
 grid = embed.grid(x4.shape)                                    # (nt, nh, nw)
-pos = LearnedPosition(grid[0] * grid[1] * grid[2], dim, num_frames=grid[0])   # notebook 02
-cls = ClsToken(dim)                                            # notebook 03
-encoder = Transformer(dim, depth, heads)                       # notebook 04: pre-norm blocks
+pos = LearnedPosition(num_tokens=grid[0] * grid[1] * grid[2], dim=dim, num_frames=grid[0])   # notebook 02
+cls = ClsToken(dim=dim)                                        # notebook 03
+encoder = Transformer(dim=dim, depth=depth, heads=heads)       # notebook 04: pre-norm blocks
 norm, head = nn.LayerNorm(dim, eps=1e-6), nn.Linear(dim, 2)
 
 with torch.no_grad():
@@ -113,11 +114,11 @@ class MyViViT(nn.Module):
 
     def __init__(self, num_classes=2, video_shape=(28, 28, 28), tubelet=(4, 7, 7), dim=32, depth=3, heads=4):
         super().__init__()
-        self.embed = TubeletEmbed(dim, tubelet, in_channels=1)
+        self.embed = TubeletEmbed(dim=dim, tubelet=tubelet, in_channels=1)
         nt, nh, nw = self.embed.grid(video_shape)
-        self.pos = LearnedPosition(nt * nh * nw, dim, num_frames=nt)
-        self.pool = ClsToken(dim)
-        self.encoder = Transformer(dim, depth, heads)
+        self.pos = LearnedPosition(num_tokens=nt * nh * nw, dim=dim, num_frames=nt)
+        self.pool = ClsToken(dim=dim)
+        self.encoder = Transformer(dim=dim, depth=depth, heads=heads)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.head = nn.Linear(dim, num_classes)
 
@@ -184,7 +185,7 @@ for tub in [(7, 7, 7), (4, 7, 7), (2, 7, 7), (4, 4, 4), (2, 4, 4)]:
 #
 # ## 4. The same network in Hugging Face `transformers`
 #
-# Hugging Face ships ViViT Model 1 as `VivitForVideoClassification`. `vtlib.hf` copies weights both
+# Hugging Face ships ViViT Model 1 as `VivitForVideoClassification`. `vtlib.hf.vivit` copies weights both
 # ways. A port is only convincing if the two models then compute the same function, so we check logits.
 # Three details decide whether they match:
 #
@@ -424,8 +425,8 @@ print("HF test AUC equals vtlib's (to 4 decimals):", round(hf_auc, 4) == round(o
 # %% [markdown]
 # ## 6. Where does the CLS token look?
 #
-# `model(x, return_attn=True)` also returns one attention map per block, (B, heads, 113, 113). Row 0 is
-# the CLS token's query. Two views over the token grid (t, h, w) = (7, 4, 4):
+# `vtlib.attention.record_attention(model)` keeps one attention map per block, (B, heads, 113, 113), while
+# the model runs as usual. Row 0 is the CLS token's query. Two views over the token grid (t, h, w) = (7, 4, 4):
 #
 # - **last-block CLS attention**: row 0 of the last block, keys 1..112 (the tubelets), averaged over
 #   heads. It says which tokens the CLS reads *in the last layer*, but by then every token has already
@@ -454,8 +455,8 @@ def attention_rollout(maps):
 
 
 xv, yv = data["val"].dataset.tensors
-with torch.no_grad():
-    _, maps = trained(xv[:64], return_attn=True)
+with torch.no_grad(), record_attention(trained) as maps:
+    trained(xv[:64])                                            # maps: one (64, heads, 113, 113) per block
 grid = trained.grid
 last = cls_attention_grid(maps[-1], grid)                       # (64, 7, 4, 4)
 roll = rearrange(attention_rollout(maps)[:, 0, 1:], "b (t h w) -> b t h w", t=grid[0], h=grid[1], w=grid[2])
@@ -560,7 +561,7 @@ _ = check_vivit_params(vivit_params)
 #   `vtlib.models.vivit.ViViT` weight for weight.
 # - Its cost is dominated by the encoder, and the N² attention term takes over as tubelets shrink
 #   (three quarters of the FLOPs at 686 tokens): the motivation for the factorised Models 2-4 (notebook 06).
-# - `vtlib.hf` moves weights to and from Hugging Face's `VivitForVideoClassification` with identical
+# - `vtlib.hf.vivit` moves weights to and from Hugging Face's `VivitForVideoClassification` with identical
 #   logits, once three details are right: the (B, T, C, H, W) layout, HF's CLS position (folded into our
 #   CLS token) and the exact GELU (`hidden_act="gelu"`, not HF's default `gelu_fast`).
 # - `python -m vtlib.bench` compares speed, memory and FLOPs with HF in the same run.

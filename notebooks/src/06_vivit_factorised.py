@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt
 import torch
 from einops import rearrange
 
-from vtlib.attention import MultiHeadAttention
+from vtlib.attention import MultiHeadAttention, record_attention
 from vtlib.cost import measure_flops
 from vtlib.data import augment
 from vtlib.experiments.common import RESULTS, loaders, read_csv
@@ -225,7 +225,7 @@ def my_model3_block(blk: FactorisedSelfAttentionBlock, x: torch.Tensor, nt: int)
 
 
 seed_everything(0)
-blk = FactorisedSelfAttentionBlock(32, 4, (7, 4, 4), temporal_init="default").eval()  # random temporal weights
+blk = FactorisedSelfAttentionBlock(dim=32, heads=4, grid=(7, 4, 4), temporal_init="default").eval()  # random temporal weights
 z = torch.randn(2, 112, 32)
 with torch.no_grad():
     ours = my_model3_block(blk, z, nt=7)
@@ -286,8 +286,8 @@ def my_model4_attention(x: torch.Tensor, qkv: torch.nn.Linear, proj: torch.nn.Li
 
 
 seed_everything(0)
-fdp = FactorisedDotProductAttention(32, 4, (7, 4, 4)).eval()
-mha = MultiHeadAttention(32, 4).eval()
+fdp = FactorisedDotProductAttention(dim=32, heads=4, grid=(7, 4, 4)).eval()
+mha = MultiHeadAttention(dim=32, heads=4).eval()
 mha.load_state_dict(fdp.state_dict())                                # the same weights, strictly
 head_mask = factorised_head_mask((7, 4, 4), heads=4)                 # (4, 112, 112)
 with torch.no_grad():
@@ -301,8 +301,9 @@ with torch.no_grad():
 # within the query's frame, a temporal head's only at the query's position.
 
 # %%
-with torch.no_grad():
-    _, weights = fdp(z, return_attn=True)                            # (B, heads, N, N)
+with torch.no_grad(), record_attention(fdp) as maps:
+    fdp(z)
+weights = maps[0]                                                    # (B, heads, N, N)
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
 for ax, h, title in zip(axes, (0, 2), ("head 0 (space)", "head 2 (time)")):
     ax.imshow(weights[0, h], cmap="viridis")

@@ -40,7 +40,7 @@ from vtlib.cost import measure_flops
 from vtlib.data import load_split, sample_frames
 from vtlib.experiments.common import format_summary, read_csv
 from vtlib.experiments.timesformer import clip_loaders
-from vtlib.hf_timesformer import HFTimesformerClassifier, timesformer_to_hf
+from vtlib.hf import HFTimesformerClassifier, timesformer_to_hf
 from vtlib.models.timesformer import ATTENTIONS, TimeSformer, attention_masks
 from vtlib.train import TrainConfig, fit
 from vtlib.utils import count_parameters, get_device, seed_everything
@@ -296,7 +296,7 @@ model.zero_grad()
 # %% [markdown]
 # ## 6. Same function as Hugging Face's TimeSformer
 #
-# `vtlib.hf_timesformer` copies the weights to and from `transformers`' `TimesformerForVideoClassification`
+# `vtlib.hf.timesformer` copies the weights to and from `transformers`' `TimesformerForVideoClassification`
 # (divided, joint and space-only; no download, the config is built locally). Hugging Face keeps the
 # reference's (h w t) token order and its space-only model returns one prediction per frame, which the
 # wrapper averages. The tests check several configs in both directions; here one, with random weights

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 
 from vtlib.attention import key_mask
+from vtlib.checkpoint import load_weights
 from vtlib.cost import transformer_flops
 from vtlib.data import load_split
 from vtlib.experiments import videomae as exp
@@ -250,14 +251,14 @@ print(f"share of constant tubelets (target all zeros): {constant:.2f}")
 print("more than half are constant:", constant > 0.5)
 
 # %% [markdown]
-# **Same loss as Hugging Face.** `vtlib.hf_videomae` copies the weights into
+# **Same loss as Hugging Face.** `vtlib.hf.videomae` copies the weights into
 # `transformers.VideoMAEForPreTraining` (q and v biases only: a k bias shifts every score of a row
 # by the same amount, which softmax removes, so vtlib's k bias is simply dropped). Given the same
 # clip and the same `bool_masked_pos`, both compute the same loss. HF refuses un-normalised targets
 # for grayscale input, so this uses `norm_pix_loss=True`, our default anyway.
 
 # %%
-from vtlib.hf_videomae import to_hf_video, videomae_to_hf
+from vtlib.hf import to_hf_video, videomae_to_hf
 
 small = VideoMAE(video_shape=(8, 28, 28), tubelet=(4, 7, 7), dim=24, depth=2, heads=3, decoder_dim=16,
                  decoder_heads=2).eval()
@@ -281,7 +282,7 @@ print("encoder matches transformers VideoMAEModel:", torch.allclose(small.encode
 #
 #     python -m vtlib.experiments.videomae --parts pretrain
 #
-# This notebook loads it from `results/videomae_pretrain.pt` (478 kB) when it is there, and
+# This notebook loads it from `results/videomae_pretrain.pt` (487 kB) when it is there, and
 # otherwise pre-trains for 10 epochs live (about a minute more; the pictures are then blurrier).
 
 # %%
@@ -289,7 +290,7 @@ ckpt = RESULTS / "videomae_pretrain.pt"
 seed_everything(0)
 mae = exp.build_mae()
 if ckpt.exists():
-    mae.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
+    load_weights(mae, ckpt)                      # checks that the file belongs to this architecture
     history = [{"epoch": int(r["epoch"]), "loss": float(r["loss"])} for r in read_csv(ckpt.with_suffix(".csv"))]
     source = f"loaded {ckpt.name} ({ckpt.stat().st_size // 1000} kB)"
 else:

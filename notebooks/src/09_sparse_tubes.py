@@ -32,10 +32,10 @@ import torch
 import torch.nn.functional as F
 from matplotlib.patches import Rectangle
 
+from vtlib.attention import record_attention
 from vtlib.cost import measure_flops
-from vtlib.experiments.common import RESULTS, loaders, read_csv
+from vtlib.experiments.common import RESULTS, SLICES, loaders, read_csv, slice_loaders
 from vtlib.experiments.tubevit import (
-    SLICES,
     TABLE_7A,
     TABLE_7B,
     build_gated,
@@ -43,7 +43,6 @@ from vtlib.experiments.tubevit import (
     build_tubevit,
     build_vivit,
     joint_train_loader,
-    slice_loaders,
     train_config,
 )
 from vtlib.position import sincos_at
@@ -266,8 +265,8 @@ print("matches vtlib.tubes.tube_centres:",
 
 # %%
 shape28 = (28, 28, 28)
-fixed = TubePosition("fixed", tube_preset(28), shape28, 48)
-index = TubePosition("fixed-index", tube_preset(28), shape28, 48)
+fixed = TubePosition(kind="fixed", tubes=tube_preset(28), video_shape=shape28, dim=48)
+index = TubePosition(kind="fixed-index", tubes=tube_preset(28), video_shape=shape28, dim=48)
 zeros = torch.zeros(1, 76, 48)
 print("distinct codes at tube centres:", fixed(zeros)[0].unique(dim=0).shape[0], "of 76")
 print("distinct codes at grid indices:", index(zeros)[0].unique(dim=0).shape[0], "of 76")
@@ -310,8 +309,8 @@ plt.show()
 torch.manual_seed(0)
 tubevit = build_tubevit(28)
 vivit = build_vivit(28)
-with torch.no_grad():
-    logits, maps = tubevit(x4, return_attn=True)
+with torch.no_grad(), record_attention(tubevit) as maps:
+    logits = tubevit(x4)
 print("logits", tuple(logits.shape), "| attention maps", tuple(maps[0].shape))
 print(f"{'model':<10}{'tokens':>8}{'params':>9}{'MFLOPs/clip':>13}")
 for size in (28, 64):
@@ -689,7 +688,8 @@ _ = check_tube_design(my_tubes)
 #   miss the gland. Joint training neither helps nor hurts (0.727 ± 0.009), and a brief fine-tune leaves
 #   the tanh gate nearly closed (image-to-video 0.638 ± 0.009, the image model's 0.640 ± 0.011).
 #
-# **Next:** notebook 10 (VTN) runs a 2D backbone per frame and a temporal transformer on top.
+# **Next:** notebook 11 trains the CNN baselines of the video and MedMNIST literature in the same harness, so
+# every transformer result above gets a CNN next to it, measured the same way.
 #
 # **References**
 # - A. Piergiovanni, W. Kuo, A. Angelova, Rethinking Video ViTs: Sparse Video Tubes for Joint Image and

@@ -6,11 +6,7 @@ from typing import Callable
 import torch
 
 from vtlib.errors import bad_arg
-
-
-def _verdict(name: str, ok: bool, hint: str) -> bool:
-    print(f"{name}: correct" if ok else f"{name}: not yet - {hint}")
-    return ok
+from vtlib.exercises.common import verdict
 
 
 def check_majority_accuracy(answer: float) -> bool:
@@ -22,8 +18,8 @@ def check_majority_accuracy(answer: float) -> bool:
     _, yte = load_arrays("adrenal", "test")
     ref = majority_baseline(ytr, yte, num_classes=2, task="binary-class").acc
     ok = isinstance(answer, (int, float)) and abs(float(answer) - ref) < 1e-3
-    return _verdict("check_majority_accuracy", ok,
-                    "find the most frequent label in the TRAIN split, then count how often it occurs in TEST")
+    return verdict("check_majority_accuracy", None if ok else
+                   "find the most frequent label in the TRAIN split, then count how often it occurs in TEST")
 
 
 def check_to_frames(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
@@ -34,7 +30,8 @@ def check_to_frames(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
         ok = tuple(out.shape) == (2, 4, 3, 5, 6) and torch.equal(out, x.permute(0, 2, 1, 3, 4))
     except Exception:  # the learner's code may raise anything; the hint covers it
         ok = False
-    return _verdict("check_to_frames", ok, "move axis 2 (time) before axis 1 (channels): permute or rearrange")
+    return verdict("check_to_frames", None if ok else
+                   "move axis 2 (time) before axis 1 (channels): permute or rearrange")
 
 
 def check_motion_feature(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
@@ -54,5 +51,5 @@ def check_motion_feature(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
         auc = auc_score(y, torch.sigmoid(s), "binary-class")
     except Exception:
         auc = 0.0
-    return _verdict("check_motion_feature", auc >= 0.95,
-                    "follow the object from frame to frame (vtlib.data.motion_x is one answer)")
+    return verdict("check_motion_feature", None if auc >= 0.95 else
+                   "follow the object from frame to frame (vtlib.data.motion_x is one answer)")

@@ -1,13 +1,15 @@
 """Exercise checks for notebook 03 (CLS token and pooling).
 
 Each check calls your function on a few inputs, compares with the vtlib reference, prints one
-fixed line ("<check>: correct" or "<check>: not yet - <hint>") and returns True or False.
+fixed line ("<check>: correct" or "<check>: not yet - <problem>; hint: <hint>") and returns True or False.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
-from vtlib.exercises.nb01 import _compare, _run, _verdict
+from vtlib.exercises.common import expect, first, verdict
 from vtlib.pooling import ClsToken, MeanPool, attention_pool
 
 
@@ -15,40 +17,33 @@ def _tokens(seed: int, b: int = 2, n: int = 5, d: int = 8) -> torch.Tensor:
     return torch.randn(b, n, d, generator=torch.Generator().manual_seed(seed))
 
 
-def check_prepend_cls(fn) -> bool:
+def _prepend_problem(fn: Callable, seed: int, b: int, n: int, d: int) -> str | None:
+    x, ref = _tokens(seed, b, n, d), ClsToken(dim=d, init_std=1.0)
+    return expect(fn, (x.clone(), ref.token.detach().clone()), ref.prepend(x).detach(), f"fn(x {b}x{n}x{d}, cls)")
+
+
+def check_prepend_cls(fn: Callable) -> bool:
     """``fn(x (B, N, D), cls (1, 1, D)) -> (B, N + 1, D)`` with the CLS token first."""
-    name, hint = "check_prepend_cls", "torch.cat([cls.expand(B, -1, -1), x], dim=1): one CLS per video, at index 0"
-    for seed, (b, n, d) in enumerate(((2, 5, 8), (3, 1, 4))):
-        x, ref = _tokens(seed, b, n, d), ClsToken(d, init_std=1.0)
-        what = f"fn(x {b}x{n}x{d}, cls)"
-        got, problem = _run(fn, (x.clone(), ref.token.detach().clone()), what)
-        problem = problem or _compare(got, ref.prepend(x).detach(), what)
-        if problem:
-            return _verdict(name, problem, hint)
-    return _verdict(name, None, hint)
+    problems = (_prepend_problem(fn, seed, *shape) for seed, shape in enumerate(((2, 5, 8), (3, 1, 4))))
+    return verdict("check_prepend_cls", first(problems),
+                   "torch.cat([cls.expand(B, -1, -1), x], dim=1): one CLS per video, at index 0")
 
 
-def check_mean_pool(fn) -> bool:
+def check_mean_pool(fn: Callable) -> bool:
     """``fn(x (B, N, D)) -> (B, D)``: average over tokens."""
-    name, hint = "check_mean_pool", "average over the token axis: x.mean(dim=1)"
-    for seed, (b, n, d) in enumerate(((2, 5, 8), (3, 4, 4))):
-        x = _tokens(seed, b, n, d)
-        got, problem = _run(fn, (x.clone(),), f"fn(x {b}x{n}x{d})")
-        problem = problem or _compare(got, MeanPool()(x), f"fn(x {b}x{n}x{d})")
-        if problem:
-            return _verdict(name, problem, hint)
-    return _verdict(name, None, hint)
+    xs = (_tokens(seed, *shape) for seed, shape in enumerate(((2, 5, 8), (3, 4, 4))))
+    problems = (expect(fn, (x.clone(),), MeanPool()(x), "fn(x {}x{}x{})".format(*x.shape)) for x in xs)
+    return verdict("check_mean_pool", first(problems), "average over the token axis: x.mean(dim=1)")
 
 
-def check_attention_pool(fn) -> bool:
+def _attention_pool_problem(fn: Callable, seed: int, b: int, n: int, d: int) -> str | None:
+    x = _tokens(seed, b, n, d)
+    q = torch.randn(d, generator=torch.Generator().manual_seed(100 + seed))
+    return expect(fn, (x.clone(), q.clone()), attention_pool(x, q), f"fn(x {b}x{n}x{d}, query)")
+
+
+def check_attention_pool(fn: Callable) -> bool:
     """``fn(x (B, N, D), query (D,)) -> (B, D)``: single-head attention pooling, no projections."""
-    name = "check_attention_pool"
     hint = "w = softmax over tokens (dim=1) of (x @ query) / sqrt(D); output = sum over n of w[:, n, None] * x[:, n]"
-    for seed, (b, n, d) in enumerate(((2, 5, 8), (3, 7, 16))):
-        x = _tokens(seed, b, n, d)
-        q = torch.randn(d, generator=torch.Generator().manual_seed(100 + seed))
-        got, problem = _run(fn, (x.clone(), q.clone()), f"fn(x {b}x{n}x{d}, query)")
-        problem = problem or _compare(got, attention_pool(x, q), f"fn(x {b}x{n}x{d}, query)")
-        if problem:
-            return _verdict(name, problem, hint)
-    return _verdict(name, None, hint)
+    problems = (_attention_pool_problem(fn, seed, *shape) for seed, shape in enumerate(((2, 5, 8), (3, 7, 16))))
+    return verdict("check_attention_pool", first(problems), hint)

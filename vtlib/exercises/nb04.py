@@ -13,15 +13,7 @@ import torch
 
 from vtlib.attention import attention_explicit, causal_mask
 from vtlib.cost import attention_core_flops, attention_flops
-
-
-def _verdict(name: str, hint: str | None) -> bool:
-    print(f"{name}: correct" if hint is None else f"{name}: not yet - {hint}")
-    return hint is None
-
-
-def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+from vtlib.exercises.common import close, verdict
 
 
 def check_scaled_dot_product(fn: Callable) -> bool:
@@ -35,26 +27,26 @@ def check_scaled_dot_product(fn: Callable) -> bool:
     try:
         out = fn(q.clone(), k.clone(), v.clone())
     except Exception as err:                                       # report, never crash the cell
-        return _verdict(name, f"it raised {type(err).__name__}; it is called as fn(q, k, v) with "
-                              "q (..., Nq, d), k (..., Nk, d), v (..., Nk, dv)")
+        return verdict(name, f"it raised {type(err).__name__}; it is called as fn(q, k, v) with "
+                             "q (..., Nq, d), k (..., Nk, d), v (..., Nk, dv)")
     if isinstance(out, (tuple, list)) and len(out) > 0:
         out = out[0]
     if not isinstance(out, torch.Tensor):
-        return _verdict(name, "return a tensor (or a tuple (out, weights))")
+        return verdict(name, "return a tensor (or a tuple (out, weights))")
     if out.shape != expected.shape:
-        return _verdict(name, f"the output should be (..., Nq, dv) = {tuple(expected.shape)} for "
-                              f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
-    if _close(out, expected):
-        return _verdict(name, None)
+        return verdict(name, f"the output should be (..., Nq, dv) = {tuple(expected.shape)} for "
+                             f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
+    if close(out, expected):
+        return verdict(name, None)
     scores = q @ k.transpose(-2, -1)
-    if _close(out, scores.softmax(-1) @ v):
-        return _verdict(name, "divide the scores q k^T by sqrt(d) before the softmax")
-    if _close(out, (scores / q.shape[-1]).softmax(-1) @ v):
-        return _verdict(name, "scale by 1/sqrt(d), not 1/d")
-    if _close(out, (scores / math.sqrt(q.shape[-1])).softmax(-2) @ v):
-        return _verdict(name, "apply the softmax over the keys (dim=-1), "
-                              "so each query's weights sum to 1")
-    return _verdict(name, "values differ from softmax(q k^T / sqrt(d)) v; check each step's shape")
+    if close(out, scores.softmax(-1) @ v):
+        return verdict(name, "divide the scores q k^T by sqrt(d) before the softmax")
+    if close(out, (scores / q.shape[-1]).softmax(-1) @ v):
+        return verdict(name, "scale by 1/sqrt(d), not 1/d")
+    if close(out, (scores / math.sqrt(q.shape[-1])).softmax(-2) @ v):
+        return verdict(name, "apply the softmax over the keys (dim=-1), "
+                             "so each query's weights sum to 1")
+    return verdict(name, "values differ from softmax(q k^T / sqrt(d)) v; check each step's shape")
 
 
 def check_attention_flops(fn: Callable) -> bool:
@@ -64,12 +56,12 @@ def check_attention_flops(fn: Callable) -> bool:
     try:
         got = [fn(n, d) for n, d in cases]
     except Exception as err:
-        return _verdict(name, f"it raised {type(err).__name__}; it is called as fn(tokens, dim)")
+        return verdict(name, f"it raised {type(err).__name__}; it is called as fn(tokens, dim)")
     if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in got):
-        return _verdict(name, "return a number (an int)")
+        return verdict(name, "return a number (an int)")
     want = [attention_flops(n, d) for n, d in cases]
     if got == want:
-        return _verdict(name, None)
+        return verdict(name, None)
     variants = [  # (formula the learner may have written, hint)
         (lambda n, d: attention_flops(n, d) // 2, "count one multiply-add as 2 FLOPs"),
         (lambda n, d: attention_flops(n, d) - 2 * n * d * d,
@@ -83,9 +75,9 @@ def check_attention_flops(fn: Callable) -> bool:
     ]
     for formula, hint in variants:
         if got == [formula(n, d) for n, d in cases]:
-            return _verdict(name, hint)
-    return _verdict(name, f"for tokens=16, dim=8 expected {want[0]}, got {got[0]}; add up the "
-                          "four matrix products")
+            return verdict(name, hint)
+    return verdict(name, f"for tokens=16, dim=8 expected {want[0]}, got {got[0]}; add up the "
+                         "four matrix products")
 
 
 def check_causal_mask(mask_fn: Callable) -> bool:
@@ -96,22 +88,22 @@ def check_causal_mask(mask_fn: Callable) -> bool:
         try:
             got = mask_fn(n)
         except Exception as err:
-            return _verdict(name, f"it raised {type(err).__name__}; it is called as mask_fn(n)")
+            return verdict(name, f"it raised {type(err).__name__}; it is called as mask_fn(n)")
         if not isinstance(got, torch.Tensor):
-            return _verdict(name, "return a torch.Tensor")
+            return verdict(name, "return a torch.Tensor")
         if got.shape != want.shape:
-            return _verdict(name, f"for n={n} the mask should be (n, n) = {tuple(want.shape)}")
+            return verdict(name, f"for n={n} the mask should be (n, n) = {tuple(want.shape)}")
         if got.dtype != torch.bool:
-            return _verdict(name, "return dtype torch.bool (True = may attend), "
-                                  "like SDPA's attn_mask")
+            return verdict(name, "return dtype torch.bool (True = may attend), "
+                                 "like SDPA's attn_mask")
         if torch.equal(got, want):
             continue
         if torch.equal(got, ~want):
-            return _verdict(name, "the mask is inverted: True must mean 'may attend' "
-                                  "(SDPA convention)")
+            return verdict(name, "the mask is inverted: True must mean 'may attend' "
+                                 "(SDPA convention)")
         if torch.equal(got, want.T):
-            return _verdict(name, "rows are queries: query i may see keys j <= i (lower triangle)")
+            return verdict(name, "rows are queries: query i may see keys j <= i (lower triangle)")
         if torch.equal(got, want.tril(-1)):
-            return _verdict(name, "include the diagonal: a token may attend to itself")
-        return _verdict(name, f"for n={n} query i should attend exactly to keys 0..i")
-    return _verdict(name, None)
+            return verdict(name, "include the diagonal: a token may attend to itself")
+        return verdict(name, f"for n={n} query i should attend exactly to keys 0..i")
+    return verdict(name, None)

@@ -11,17 +11,9 @@ from typing import Callable
 import torch
 from einops import rearrange
 
+from vtlib.exercises.common import close, verdict
 from vtlib.models.vivit import ViViT
 from vtlib.utils import count_parameters
-
-
-def _verdict(name: str, hint: str | None) -> bool:
-    print(f"{name}: correct" if hint is None else f"{name}: not yet - {hint}")
-    return hint is None
-
-
-def _close(a, b: torch.Tensor) -> bool:
-    return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def check_fold_cls_position(fn: Callable) -> bool:
@@ -36,14 +28,14 @@ def check_fold_cls_position(fn: Callable) -> bool:
         out = fn(cls.clone(), pos.clone())
         our_cls, our_pos = out
     except Exception as err:                                   # report, never crash the cell
-        return _verdict(name, f"it raised {type(err).__name__}; return a pair (our_cls, our_pos)")
-    if not _close(our_pos, pos[:, 1:]):
-        return _verdict(name, "our_pos is the HF table without its first row: hf_pos[:, 1:] (1, N, D)")
-    if _close(our_cls, cls):
-        return _verdict(name, "HF's first token is cls + pos[:, 0]: add the CLS position to the CLS token")
-    if not _close(our_cls, cls + pos[:, :1]):
-        return _verdict(name, "our_cls should be hf_cls + hf_pos[:, :1], shape (1, 1, D)")
-    return _verdict(name, None)
+        return verdict(name, f"it raised {type(err).__name__}; return a pair (our_cls, our_pos)")
+    if not close(our_pos, pos[:, 1:]):
+        return verdict(name, "our_pos is the HF table without its first row: hf_pos[:, 1:] (1, N, D)")
+    if close(our_cls, cls):
+        return verdict(name, "HF's first token is cls + pos[:, 0]: add the CLS position to the CLS token")
+    if not close(our_cls, cls + pos[:, :1]):
+        return verdict(name, "our_cls should be hf_cls + hf_pos[:, :1], shape (1, 1, D)")
+    return verdict(name, None)
 
 
 def check_cls_attention_grid(fn: Callable) -> bool:
@@ -61,19 +53,19 @@ def check_cls_attention_grid(fn: Callable) -> bool:
     try:
         got = fn(attn.clone(), grid)
     except Exception as err:
-        return _verdict(name, f"it raised {type(err).__name__}; it is called as fn(attn, (nt, nh, nw))")
-    if _close(got, want):
-        return _verdict(name, None)
+        return verdict(name, f"it raised {type(err).__name__}; it is called as fn(attn, (nt, nh, nw))")
+    if close(got, want):
+        return verdict(name, None)
     if not isinstance(got, torch.Tensor) or got.shape != want.shape:
         shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-        return _verdict(name, f"expected shape (B, nt, nh, nw) = {tuple(want.shape)}, got {shape}; "
-                              "drop the CLS key (index 0) before reshaping")
-    if _close(got, rearrange(attn[:, :, 1:, 0].mean(1), "b (t h w) -> b t h w", t=3, h=2, w=4)):
-        return _verdict(name, "take the CLS *query* row attn[:, :, 0, 1:] (what CLS looks at), "
-                              "not the column attn[:, :, 1:, 0]")
-    if _close(got, rearrange(attn[:, 0, 0, 1:], "b (t h w) -> b t h w", t=3, h=2, w=4)):
-        return _verdict(name, "average over all heads (axis 1), not just the first one")
-    return _verdict(name, "values differ: CLS row 0, keys 1:, mean over heads, then (t h w) -> t, h, w")
+        return verdict(name, f"expected shape (B, nt, nh, nw) = {tuple(want.shape)}, got {shape}; "
+                             "drop the CLS key (index 0) before reshaping")
+    if close(got, rearrange(attn[:, :, 1:, 0].mean(1), "b (t h w) -> b t h w", t=3, h=2, w=4)):
+        return verdict(name, "take the CLS *query* row attn[:, :, 0, 1:] (what CLS looks at), "
+                             "not the column attn[:, :, 1:, 0]")
+    if close(got, rearrange(attn[:, 0, 0, 1:], "b (t h w) -> b t h w", t=3, h=2, w=4)):
+        return verdict(name, "average over all heads (axis 1), not just the first one")
+    return verdict(name, "values differ: CLS row 0, keys 1:, mean over heads, then (t h w) -> t, h, w")
 
 
 def check_vivit_params(fn: Callable) -> bool:
@@ -89,16 +81,16 @@ def check_vivit_params(fn: Callable) -> bool:
         try:
             got = fn(video, tub, dim, depth, classes, ratio)
         except Exception as err:
-            return _verdict(name, f"it raised {type(err).__name__}; it is called as "
-                                  "fn(video_shape, tubelet, dim, depth, num_classes, mlp_ratio)")
+            return verdict(name, f"it raised {type(err).__name__}; it is called as "
+                                 "fn(video_shape, tubelet, dim, depth, num_classes, mlp_ratio)")
         if got == want:
             continue
         n = (video[0] // tub[0]) * (video[1] // tub[1]) * (video[2] // tub[2])
         if isinstance(got, (int, float)) and got - want == dim:
-            return _verdict(name, "the CLS token has no position in vtlib: the table has N rows, not N + 1")
+            return verdict(name, "the CLS token has no position in vtlib: the table has N rows, not N + 1")
         if isinstance(got, (int, float)) and got - want == -dim:
-            return _verdict(name, "count the CLS token itself (D parameters)")
-        return _verdict(name, f"for video {video}, tubelet {tub}, dim {dim}, depth {depth}: expected {want}, got "
-                              f"{got}; add up embed (D*t*p*p + D), positions ({n}*D), CLS (D), per block "
-                              "2 LayerNorms + qkv + proj + MLP, final LayerNorm and head")
-    return _verdict(name, None)
+            return verdict(name, "count the CLS token itself (D parameters)")
+        return verdict(name, f"for video {video}, tubelet {tub}, dim {dim}, depth {depth}: expected {want}, got "
+                             f"{got}; add up embed (D*t*p*p + D), positions ({n}*D), CLS (D), per block "
+                             "2 LayerNorms + qkv + proj + MLP, final LayerNorm and head")
+    return verdict(name, None)

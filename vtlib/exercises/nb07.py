@@ -6,10 +6,7 @@ from typing import Callable
 
 import torch
 
-
-def _verdict(name: str, ok: bool, hint: str) -> bool:
-    print(f"{name}: correct" if ok else f"{name}: not yet - {hint}")
-    return ok
+from vtlib.exercises.common import verdict
 
 
 def check_comparisons(fn: Callable[[str, int, int], int]) -> bool:
@@ -24,8 +21,8 @@ def check_comparisons(fn: Callable[[str, int, int], int]) -> bool:
         ok = all(int(fn(a, n, t)) == want[a](n, t) for a, n, t in cases)
     except Exception:  # the learner's code may raise anything; the hint covers it
         ok = False
-    return _verdict("check_comparisons", ok, "count the keys of every attention a patch takes part in, "
-                    "the CLS included (paper: 1569 vs 206 for N=196, T=8)")
+    return verdict("check_comparisons", None if ok else "count the keys of every attention a patch takes part in, "
+                   "the CLS included (paper: 1569 vs 206 for N=196, T=8)")
 
 
 def check_grouping(fn: Callable[[torch.Tensor], torch.Tensor], name: str = "time", grid=(4, 4, 4)) -> bool:
@@ -44,8 +41,9 @@ def check_grouping(fn: Callable[[torch.Tensor], torch.Tensor], name: str = "time
         ok = name in GROUPINGS and tuple(out.shape) == tuple(ref.shape) and torch.equal(out, ref)
     except Exception:
         ok = False
-    return _verdict(f"check_grouping({name!r})", ok, f"use einops.rearrange with the pattern of GROUPINGS[{name!r}]: "
-                    "name the axes of (t h w), keep the batch with the axes you do NOT attend over")
+    return verdict(f"check_grouping({name!r})", None if ok else f"use einops.rearrange with the pattern of "
+                   f"GROUPINGS[{name!r}]: name the axes of (t h w), keep the batch with the axes you do NOT "
+                   "attend over")
 
 
 def check_temporal_branch_off(model: torch.nn.Module) -> bool:
@@ -69,5 +67,5 @@ def check_temporal_branch_off(model: torch.nn.Module) -> bool:
                 ok = torch.equal(model.eval()(x), off(x))
     except Exception:
         ok = False
-    return _verdict("check_temporal_branch_off", ok, "zero the weight AND the bias of mixers['time'].fc in every "
-                    "block, under torch.no_grad()")
+    return verdict("check_temporal_branch_off", None if ok else "zero the weight AND the bias of mixers['time'].fc "
+                   "in every block, under torch.no_grad()")

@@ -6,21 +6,17 @@ from typing import Callable
 import torch
 from einops import rearrange
 
+from vtlib.exercises.common import verdict
 from vtlib.masking import num_masked
 from vtlib.models.videomae import patch_targets
-
-
-def _verdict(name: str, ok: bool, hint: str) -> bool:
-    print(f"{name}: correct" if ok else f"{name}: not yet - {hint}")
-    return ok
 
 
 def check_tube_count(masked: int, visible: int) -> bool:
     """Exercise 1: tube masking at 75 % with 7 x 7 patches per frame (4 x 4 pixel patches on 28^2):
     masked and visible patches per token-frame."""
     ok = (masked, visible) == (36, 13)
-    return _verdict("check_tube_count", ok, "use the floor rule int(ratio * 49) for the masked count; "
-                    "the rest stay visible")
+    return verdict("check_tube_count", None if ok else "use the floor rule int(ratio * 49) for the masked count; "
+                   "the rest stay visible")
 
 
 def check_frame_mask(fn: Callable) -> bool:
@@ -35,8 +31,8 @@ def check_frame_mask(fn: Callable) -> bool:
               and torch.equal(f.all(-1), f.any(-1)) and len({tuple(r) for r in f.any(-1).tolist()}) > 1)
     except Exception:  # the learner's code may raise anything; the hint covers it
         ok = False
-    return _verdict("check_frame_mask", ok, "draw int(ratio * nt) frames per clip (argsort of random noise), "
-                    "then repeat each frame's flag over its nh * nw tokens")
+    return verdict("check_frame_mask", None if ok else "draw int(ratio * nt) frames per clip (argsort of random "
+                   "noise), then repeat each frame's flag over its nh * nw tokens")
 
 
 def check_norm_targets(fn: Callable) -> bool:
@@ -47,12 +43,12 @@ def check_norm_targets(fn: Callable) -> bool:
         ok = out.shape == (2, 64, 32) and torch.allclose(out, patch_targets(x, (2, 4, 4)), atol=1e-4)
     except Exception:
         ok = False
-    return _verdict("check_norm_targets", ok, "patchify, then (v - mean) / (std + 1e-6) over each row with "
-                    "v.var(-1, unbiased=True).sqrt()")
+    return verdict("check_norm_targets", None if ok else "patchify, then (v - mean) / (std + 1e-6) over each row "
+                   "with v.var(-1, unbiased=True).sqrt()")
 
 
 def check_visible_tokens(answer: int) -> bool:
     """Exercise 4: tokens the encoder sees for a 28^3 clip, tubelet 4 x 7 x 7, tube masking at 90 %."""
     ok = answer == 112 - num_masked("tube", (7, 4, 4), 0.9)
-    return _verdict("check_visible_tokens", ok, "7 token-frames of 4 x 4 patches; int(0.9 * 16) are masked "
-                    "in every frame")
+    return verdict("check_visible_tokens", None if ok else "7 token-frames of 4 x 4 patches; int(0.9 * 16) are "
+                   "masked in every frame")

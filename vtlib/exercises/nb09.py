@@ -11,17 +11,13 @@ from typing import Callable
 
 import torch
 
+from vtlib.exercises.common import verdict
 from vtlib.tubes import PAPER_TUBES, PAPER_VIDEO, Tube, as_tubes, tube_centres, tube_coverage, tube_grid
 
 # (video_shape, kernel, stride, offset): the paper's tubes, a preset tube and awkward cases.
 _CASES = [(PAPER_VIDEO, t.kernel, t.stride, t.offset) for t in PAPER_TUBES] + [
     ((28, 28, 28), (4, 4, 4), (7, 14, 14), (0, 0, 0)), ((28, 28, 28), (7, 2, 2), (3, 14, 14), (2, 4, 4)),
     ((11, 9, 13), (3, 2, 5), (4, 3, 2), (1, 0, 2)), ((9, 8, 8), (1, 4, 4), (9, 4, 4), (0, 0, 0))]
-
-
-def _verdict(name: str, hint: str | None) -> bool:
-    print(f"{name}: correct" if hint is None else f"{name}: not yet - {hint}")
-    return hint is None
 
 
 def check_tube_count(fn: Callable) -> bool:
@@ -32,16 +28,16 @@ def check_tube_count(fn: Callable) -> bool:
         try:
             got = fn(shape, k, s, o)
         except Exception as err:                               # report, never crash the cell
-            return _verdict(name, f"it raised {type(err).__name__}; return an int")
+            return verdict(name, f"it raised {type(err).__name__}; return an int")
         if got != want:
             if got == math.prod((d - ki) // si + 1 for d, ki, si in zip(shape, k, s)):
-                return _verdict(name, "subtract the offset too: (D - offset - kernel) // stride + 1 per axis")
+                return verdict(name, "subtract the offset too: (D - offset - kernel) // stride + 1 per axis")
             if got == math.prod(-(-(d - oi) // si) for d, oi, si in zip(shape, o, s)):
-                return _verdict(name, "a window must fit entirely: (D - offset - kernel) // stride + 1, "
-                                      "not ceil((D - offset) / stride)")
-            return _verdict(name, f"for kernel {k}, stride {s}, offset {o} on {shape} expected {want}, "
-                                  f"got {got}; multiply (D - o - k) // s + 1 over t, h, w")
-    return _verdict(name, None)
+                return verdict(name, "a window must fit entirely: (D - offset - kernel) // stride + 1, "
+                                     "not ceil((D - offset) / stride)")
+            return verdict(name, f"for kernel {k}, stride {s}, offset {o} on {shape} expected {want}, "
+                                 f"got {got}; multiply (D - o - k) // s + 1 over t, h, w")
+    return verdict(name, None)
 
 
 def check_tube_centres(fn: Callable) -> bool:
@@ -52,19 +48,19 @@ def check_tube_centres(fn: Callable) -> bool:
         try:
             got = torch.as_tensor(fn(shape, k, s, o)).float()
         except Exception as err:
-            return _verdict(name, f"it raised {type(err).__name__}; return a tensor shaped (N, 3)")
+            return verdict(name, f"it raised {type(err).__name__}; return a tensor shaped (N, 3)")
         if got.shape != want.shape:
-            return _verdict(name, f"expected shape {tuple(want.shape)} for kernel {k}, stride {s} on {shape}, "
-                                  f"got {tuple(got.shape)}")
+            return verdict(name, f"expected shape {tuple(want.shape)} for kernel {k}, stride {s} on {shape}, "
+                                 f"got {tuple(got.shape)}")
         if torch.allclose(got, want - torch.tensor([(ki - 1) / 2 for ki in k])):
-            return _verdict(name, "that is the first voxel of each window; add (kernel - 1) / 2 for the centre")
+            return verdict(name, "that is the first voxel of each window; add (kernel - 1) / 2 for the centre")
         if torch.allclose(got, want - torch.tensor([(ki - 1) / 2 - ki // 2 for ki in k])):
-            return _verdict(name, "k // 2 is half a voxel off for even kernels: the centre of voxels "
-                                  "a..a+k-1 is a + (k - 1) / 2")
+            return verdict(name, "k // 2 is half a voxel off for even kernels: the centre of voxels "
+                                 "a..a+k-1 is a + (k - 1) / 2")
         if not torch.allclose(got, want):
-            return _verdict(name, "centre = offset + index * stride + (kernel - 1) / 2 per axis, rows in "
-                                  "(t h w) order (torch.meshgrid(..., indexing='ij'))")
-    return _verdict(name, None)
+            return verdict(name, "centre = offset + index * stride + (kernel - 1) / 2 per axis, rows in "
+                                 "(t h w) order (torch.meshgrid(..., indexing='ij'))")
+    return verdict(name, None)
 
 
 def check_closed_gate(fn: Callable) -> bool:
@@ -85,18 +81,18 @@ def check_closed_gate(fn: Callable) -> bool:
         big = fn(z, c, torch.tensor(50.0))
         mid = fn(z, c, torch.tensor(0.3))
     except Exception as err:
-        return _verdict(name, f"it raised {type(err).__name__}; return z + gate * contribution")
+        return verdict(name, f"it raised {type(err).__name__}; return z + gate * contribution")
     if not closed:
-        if torch.allclose(out.detach(), z + 0.5 * c):
-            return _verdict(name, "sigmoid(0) = 0.5 leaves the gate half open; tanh(0) = 0 closes it")
-        return _verdict(name, "at alpha = 0 the output must be z itself (the image model's tokens)")
+        if isinstance(out, torch.Tensor) and out.shape == z.shape and torch.allclose(out.detach(), z + 0.5 * c):
+            return verdict(name, "sigmoid(0) = 0.5 leaves the gate half open; tanh(0) = 0 closes it")
+        return verdict(name, "at alpha = 0 the output must be z itself (the image model's tokens)")
     if grad is None or grad.abs().item() == 0:
-        return _verdict(name, "alpha gets no gradient at 0, so the gate can never open: use tanh(alpha)")
+        return verdict(name, "alpha gets no gradient at 0, so the gate can never open: use tanh(alpha)")
     if not torch.allclose(big, z + c, atol=1e-4):
-        return _verdict(name, "the gate should saturate at 1 for large alpha: z + tanh(alpha) * contribution")
+        return verdict(name, "the gate should saturate at 1 for large alpha: z + tanh(alpha) * contribution")
     if not torch.allclose(mid, z + math.tanh(0.3) * c, atol=1e-6):
-        return _verdict(name, "use z + tanh(alpha) * contribution")
-    return _verdict(name, None)
+        return verdict(name, "use z + tanh(alpha) * contribution")
+    return verdict(name, None)
 
 
 def check_tube_design(tubes, size: int = 28, max_tokens: int = 112, min_coverage: float = 0.25) -> bool:
@@ -109,14 +105,14 @@ def check_tube_design(tubes, size: int = 28, max_tokens: int = 112, min_coverage
         tokens = sum(t.num_tokens(shape) for t in tubes)
         cover = tube_coverage(shape, tubes).float().mean().item()
     except Exception as err:
-        return _verdict(name, f"{type(err).__name__}: {err}")
+        return verdict(name, f"{type(err).__name__}: {err}")
     if len({t.kernel for t in tubes}) < 3:
-        return _verdict(name, "use at least three different kernel shapes")
+        return verdict(name, "use at least three different kernel shapes")
     if not any(t.is_2d for t in tubes):
-        return _verdict(name, "include a 2D tube (kernel t = 1) so the model also reads single frames")
+        return verdict(name, "include a 2D tube (kernel t = 1) so the model also reads single frames")
     if tokens > max_tokens:
-        return _verdict(name, f"{tokens} tokens; stay at or below {max_tokens}: larger strides")
+        return verdict(name, f"{tokens} tokens; stay at or below {max_tokens}: larger strides")
     if cover < min_coverage:
-        return _verdict(name, f"the tubes read {cover:.1%} of the voxels; reach {min_coverage:.0%}: "
-                              "larger kernels or offsets that fill the gaps")
-    return _verdict(name, None)
+        return verdict(name, f"the tubes read {cover:.1%} of the voxels; reach {min_coverage:.0%}: "
+                             "larger kernels or offsets that fill the gaps")
+    return verdict(name, None)

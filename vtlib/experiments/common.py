@@ -11,6 +11,7 @@ import csv
 import math
 import os
 import platform
+import statistics
 import sys
 import time
 from functools import lru_cache
@@ -21,11 +22,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from vtlib.errors import bad_arg
 from vtlib.train import TrainConfig, fit
 from vtlib.utils import count_parameters, get_device
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "results"
+# AdrenalMNIST3D slices that show the gland in most clips, per clip size (28^3: at least 3 in 4 train
+# clips, notebook 01 section 4.1)
+SLICES = {28: tuple(range(10, 19)), 64: tuple(range(24, 41))}
 
 
 @lru_cache(maxsize=4)
@@ -67,6 +72,27 @@ def loaders(dataset: str = "adrenal", size: int = 28, batch_size: int = 32, seed
     return out
 
 
+def slice_loaders(data: dict[str, DataLoader], frames: Iterable[int] = SLICES[28], batch_size: int = 64,
+                  seed: int = 0) -> dict[str, DataLoader]:
+    """Clip loaders -> loaders of single slices (B, C, 1, H, W), each labelled with its clip's label.
+
+    ``frames``: the slice indices taken from every clip (clip-major order). Train slices are shuffled
+    across clips with a generator seeded by ``seed``.
+    """
+    frames = list(frames)
+    if not frames:
+        raise bad_arg("frames", "at least one slice index", frames, "pass e.g. range(10, 19)")
+    out = {}
+    for name, loader in data.items():
+        x, y = loader.dataset.tensors                                     # (N, C, T, H, W), (N,)
+        if min(frames) < 0 or max(frames) >= x.shape[2]:
+            raise bad_arg("frames", f"slice indices in [0, {x.shape[2] - 1}]", frames, "pick existing slices")
+        xs = x[:, :, frames].transpose(1, 2).flatten(0, 1).unsqueeze(2)  # (N*F, C, 1, H, W)
+        out[name] = DataLoader(TensorDataset(xs, y.repeat_interleave(len(frames))), batch_size=batch_size,
+                               shuffle=name == "train", generator=torch.Generator().manual_seed(seed), num_workers=0)
+    return out
+
+
 def run(name: str, build: Callable[[], nn.Module], data: dict[str, DataLoader], cfg: TrainConfig,
         seeds: Iterable[int], extra: dict | None = None) -> list[dict]:
     """Train ``build()`` once per seed; one result row per seed (test metrics of the val-selected model)."""
@@ -87,6 +113,13 @@ def run(name: str, build: Callable[[], nn.Module], data: dict[str, DataLoader], 
     return rows
 
 
+def report(rows: list[dict], label: str) -> None:
+    """Print one line per run of ``run``: ``label`` seed S: test AUC and ACC (best epoch, seconds)."""
+    for r in rows:
+        print(f"{label} seed {r['seed']}: test AUC {r['test_auc']:.3f} ACC {r['test_acc']:.3f} "
+              f"(best epoch {r['best_epoch']}, {r['train_seconds']} s)", flush=True)
+
+
 def summarise(rows: list[dict], keys: tuple[str, ...] = ("test_auc", "test_acc"), by: str = "config") -> list[dict]:
     """Mean and sample standard deviation per config, in first-seen order."""
     groups: dict[str, list[dict]] = {}
@@ -101,6 +134,22 @@ def summarise(rows: list[dict], keys: tuple[str, ...] = ("test_auc", "test_acc")
             std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
             row[f"{k}_mean"], row[f"{k}_std"] = round(mean, 4), round(std, 4)
         out.append(row)
+    return out
+
+
+def dataset_summary(rows: list[dict], columns: tuple[str, ...] = ("epochs", "params", "mflops")) -> list[dict]:
+    """Mean and sample std of test AUC/ACC and val AUC per (dataset, config), in first-seen order.
+
+    Each row also takes ``columns`` from the config's first run and the median ``clips_per_cpu_s``
+    over its seeds (the sweeps of notebooks 06 and 07).
+    """
+    out = []
+    for ds in dict.fromkeys(r["dataset"] for r in rows):
+        sub = [r for r in rows if r["dataset"] == ds]
+        for s in summarise(sub, keys=("test_auc", "test_acc", "val_auc")):
+            runs = [r for r in sub if r["config"] == s["config"]]
+            tput = statistics.median(float(r["clips_per_cpu_s"]) for r in runs)
+            out.append({"dataset": ds, **s, **{c: runs[0][c] for c in columns}, "clips_per_cpu_s": round(tput, 1)})
     return out
 
 

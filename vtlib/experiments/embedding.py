@@ -29,11 +29,11 @@ import time
 from dataclasses import asdict, dataclass
 
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from vtlib.data import augment
 from vtlib.errors import bad_arg, check_choice, check_positive_int
-from vtlib.experiments.common import RESULTS, loaders, run, write_results
+from vtlib.experiments.common import RESULTS, SLICES, loaders, report, run, slice_loaders, write_results
 from vtlib.models.vivit import ViViT
 from vtlib.tokens import TubeletEmbed
 from vtlib.train import TrainConfig, TrainResult, fit
@@ -41,8 +41,6 @@ from vtlib.utils import seed_everything
 
 EMBEDDINGS = ("uniform", "tubelet-random", "tubelet-inflate", "tubelet-central")
 REFERENCE = ("scratch",)
-# AdrenalMNIST3D 28^3: at least 3 in 4 train clips show the gland in frames 10 to 18 (nb01, section 4.1).
-SLICES_28 = tuple(range(10, 19))
 
 
 @dataclass(frozen=True)
@@ -55,27 +53,6 @@ class Setup:
     heads: int = 4
 
 
-def slice_loaders(data: dict[str, DataLoader], frames=SLICES_28, batch_size: int = 128,
-                  seed: int = 0) -> dict[str, DataLoader]:
-    """Clip loaders -> loaders of single slices, shaped (B, C, 1, H, W), each with its clip's label.
-
-    ``frames``: the slice indices taken from every clip. Train slices are shuffled across clips.
-    """
-    frames = list(frames)
-    if not frames:
-        raise bad_arg("frames", "at least one slice index", frames, "pass e.g. range(10, 19)")
-    out = {}
-    for name, loader in data.items():
-        x, y = loader.dataset.tensors                                     # (N, C, T, H, W), (N,)
-        if max(frames) >= x.shape[2] or min(frames) < 0:
-            raise bad_arg("frames", f"indices in [0, {x.shape[2] - 1}]", frames, "pick existing slices")
-        xs = x[:, :, frames].transpose(1, 2).flatten(0, 1).unsqueeze(2)  # (N*F, C, 1, H, W)
-        ys = y.repeat_interleave(len(frames))                             # (N*F,)
-        out[name] = DataLoader(TensorDataset(xs, ys), batch_size=batch_size, shuffle=name == "train",
-                               generator=torch.Generator().manual_seed(seed), num_workers=0)
-    return out
-
-
 def image_model(setup: Setup = Setup()) -> ViViT:
     """A small 2D ViT on one slice (B, C, 1, H, W): ViViT with a single frame and p x p patches."""
     _, p, _ = setup.tubelet
@@ -84,13 +61,13 @@ def image_model(setup: Setup = Setup()) -> ViViT:
 
 
 def pretrain_image_model(data: dict[str, DataLoader], setup: Setup = Setup(), epochs: int = 4,
-                         lr: float = 1e-3, seed: int = 0, frames=SLICES_28) -> TrainResult:
+                         lr: float = 1e-3, seed: int = 0, frames=SLICES[28]) -> TrainResult:
     """Train ``image_model`` on single slices of the clips in ``data`` (val-selected, test once)."""
     check_positive_int("epochs", epochs)
     seed_everything(seed)
     model = image_model(setup)
     cfg = TrainConfig(epochs=epochs, lr=lr, seed=seed, augment=augment)
-    s = slice_loaders(data, frames, seed=seed)
+    s = slice_loaders(data, frames, batch_size=128, seed=seed)
     return fit(model, s["train"], s["val"], cfg, test_loader=s["test"])
 
 
@@ -145,9 +122,7 @@ def sweep(seeds=(0, 1, 2), epochs: int = 8, pretrain_epochs: int = 4, lr: float 
                   extra={"tokens": tokens, "lr": lr, **image_info, **asdict(setup)})
         out += res
         if verbose:
-            for r in res:
-                print(f"{name:>16} seed {r['seed']}: test AUC {r['test_auc']:.3f} ACC {r['test_acc']:.3f} "
-                      f"(best epoch {r['best_epoch']}, {r['train_seconds']} s)", flush=True)
+            report(res, f"{name:>16}")
     return out, pre
 
 

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vtlib.attention import record_attention
 from vtlib.errors import bad_arg, check_choice, check_rank
 from vtlib.experiments.common import RESULTS, loaders, provenance, run, summarise, write_csv
 from vtlib.metrics import evaluate_scores
@@ -77,12 +78,10 @@ def build_model(config: str, dim: int = 64, depth: int = 4, heads: int = 4, **kw
 
 
 @torch.no_grad()
-def encode(model: ViViT, x: Tensor, return_attn: bool = False):
-    """Final-norm token outputs (B, [1+]N, D) of a ViViT [and its per-block attention maps]."""
+def encode(model: ViViT, x: Tensor) -> Tensor:
+    """Final-norm token outputs (B, [1+]N, D) of a ViViT (maps: wrap it in ``record_attention``)."""
     tokens = model.pool.prepend(model.pos(model.embed(x)))
-    out = model.encoder(tokens, return_attn=return_attn)
-    out, maps = out if return_attn else (out, None)
-    return (model.norm(out), maps) if return_attn else model.norm(out)
+    return model.norm(model.encoder(tokens))
 
 
 @torch.no_grad()
@@ -98,8 +97,9 @@ def readout_weights(model: ViViT, x: Tensor) -> Tensor:
     x = x.to(next(model.parameters()).device)
     pool = model.pool
     if isinstance(pool, ClsToken):
-        _, maps = encode(model, x, return_attn=True)
-        return maps[-1][:, :, 0, 1:].mean(1).float().cpu()             # (B, N)
+        with record_attention(model.encoder) as maps:
+            encode(model, x)
+        return maps[-1][:, :, 0, 1:].mean(1).float().cpu()             # last block: (B, N)
     out = encode(model, x)
     n = out.shape[1]
     if isinstance(pool, AttentionPool):

@@ -41,7 +41,6 @@ other jobs on a shared machine barely change them; they still depend on the CPU 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -54,11 +53,12 @@ from vtlib.data import augment, sample_frames
 from vtlib.errors import check_choice, check_positive_int
 from vtlib.experiments.common import (
     RESULTS,
+    dataset_summary,
     loaders,
     merge_rows,
     provenance,
+    report,
     run,
-    summarise,
     write_csv,
     write_per_dataset,
 )
@@ -129,7 +129,6 @@ def clip_loaders(dataset: str, frames: int = FRAMES, batch_size: int = 32, n_tra
     return out
 
 
-
 def cost_columns(model: TimeSformer, batch: int = 8, repeats: int = 3) -> dict:
     """Parameters, tokens, comparisons, MFLOPs and CPU time per clip on random clips."""
     T, H, W = model.video_shape
@@ -175,9 +174,7 @@ def train_sweep(dataset: str, seeds=(0, 1, 2), epochs: int = 8, lr: float = 1e-3
         res = run(c, lambda: build(c), data, cfg, seeds, extra=extra)
         rows += res
         if verbose:
-            for r in res:
-                print(f"{dataset:>9} {c:>13} seed {r['seed']}: test AUC {r['test_auc']:.3f} ACC {r['test_acc']:.3f} "
-                      f"(best epoch {r['best_epoch']}, {r['train_seconds']} s)", flush=True)
+            report(res, f"{dataset:>9} {c:>13}")
     return rows
 
 
@@ -213,18 +210,9 @@ def joint_probes(probes=tuple(JOINT_PROBES), seed: int = 0, verbose: bool = True
 
 def summary_rows(rows: list[dict]) -> list[dict]:
     """Mean and sample std per (dataset, config), with the cost columns and the paper's numbers."""
-    out = []
-    for ds in dict.fromkeys(r["dataset"] for r in rows):
-        sub = [r for r in rows if r["dataset"] == ds]
-        for s in summarise(sub, keys=("test_auc", "test_acc", "val_auc")):
-            first = next(r for r in sub if r["config"] == s["config"])
-            tput = [float(r["clips_per_cpu_s"]) for r in sub if r["config"] == s["config"]]
-            paper = PAPER.get(s["config"])
-            out.append({"dataset": ds, **s, "epochs": first["epochs"], "params": first["params"],
-                        "mflops": first["mflops"], "comparisons_per_patch": first["comparisons_per_patch"],
-                        "clips_per_cpu_s": round(statistics.median(tput), 1),
-                        "paper_params_m": paper[0] if paper else "", "paper_k400": paper[1] if paper else "",
-                        "paper_ssv2": paper[2] if paper else ""})
+    out = dataset_summary(rows, ("epochs", "params", "mflops", "comparisons_per_patch"))
+    for r in out:
+        r.update(zip(("paper_params_m", "paper_k400", "paper_ssv2"), PAPER.get(r["config"], ("", "", ""))))
     return out
 
 

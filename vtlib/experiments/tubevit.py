@@ -34,18 +34,28 @@ about half of the total).
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
-from vtlib.cost import measure_flops
+from vtlib.cost import cpu_ms_per_clip, measure_flops
 from vtlib.data import augment
-from vtlib.errors import bad_arg, check_positive_int
-from vtlib.experiments.common import RESULTS, format_summary, loaders, provenance, read_csv, run, summarise, write_csv
+from vtlib.errors import bad_arg
+from vtlib.experiments.common import (
+    RESULTS,
+    SLICES,
+    format_summary,
+    loaders,
+    provenance,
+    read_csv,
+    run,
+    slice_loaders,
+    summarise,
+    write_csv,
+)
 from vtlib.models.tubevit import GatedTubeViT, TubeViT
 from vtlib.models.vivit import ViViT
 from vtlib.train import TrainConfig, evaluate, fit
@@ -57,7 +67,6 @@ EPOCHS = 10                  # 28^3 runs
 EPOCHS_64 = 6                # 64^3 runs (8x more voxels per clip)
 IMAGE_EPOCHS = 4             # the image model of the "image" part, on slices
 GATE_EPOCHS = 3              # brief fine-tuning of the gated image-to-video model
-SLICES = {28: tuple(range(10, 19)), 64: tuple(range(24, 41))}   # slices inside the gland in ~every clip
 VIVIT_TUBELET = {28: (4, 7, 7), 64: (8, 16, 16)}
 PARTS = ("cost", "compare28", "compare64", "table7a", "table7b", "image")
 
@@ -81,7 +90,7 @@ def build_image(size: int = 28, position: str = "fixed", **model) -> TubeViT:
 
 def build_gated(image: TubeViT, size: int = 28) -> GatedTubeViT:
     """``image`` extended with the three video tubes of the preset behind a closed gate."""
-    return GatedTubeViT(image, tube_preset(size, 4)[:3], heads=MODEL["heads"])
+    return GatedTubeViT(image_model=image, tubes=tube_preset(size, 4)[:3], heads=MODEL["heads"])
 
 
 # Every trained configuration: name -> (size, builder, extra columns).
@@ -115,21 +124,6 @@ def train_config(epochs: int = EPOCHS, seed: int = 0, lr: float = 1e-3) -> Train
 
 
 # ----------------------------------------------------------------------------- images and clips
-def slice_loaders(data: dict[str, DataLoader], frames=SLICES[28], batch_size: int = 64,
-                  seed: int = 0) -> dict[str, DataLoader]:
-    """Clip loaders -> loaders of single slices (B, C, 1, H, W), each labelled with its clip's label."""
-    frames = list(frames)
-    out = {}
-    for name, loader in data.items():
-        x, y = loader.dataset.tensors                                  # (N, C, T, H, W), (N,)
-        if not frames or min(frames) < 0 or max(frames) >= x.shape[2]:
-            raise bad_arg("frames", f"slice indices in [0, {x.shape[2] - 1}]", frames, "pick existing slices")
-        xs = x[:, :, frames].transpose(1, 2).flatten(0, 1).unsqueeze(2)  # (N*F, C, 1, H, W)
-        out[name] = DataLoader(TensorDataset(xs, y.repeat_interleave(len(frames))), batch_size=batch_size,
-                               shuffle=name == "train", generator=torch.Generator().manual_seed(seed))
-    return out
-
-
 class JointLoader:
     """Alternate batches of clips and batches of single frames: clip, frame, clip, frame, ...
 
@@ -169,21 +163,9 @@ def joint_train_loader(data: dict[str, DataLoader], frames=SLICES[28], seed: int
 
 # ----------------------------------------------------------------------------- cost
 def throughput(model: nn.Module, x: torch.Tensor, repeats: int = 5) -> float:
-    """Inference clips per CPU-second: eval, no grad, one warm-up pass, median of ``repeats`` passes.
-
-    Timed with ``time.process_time`` (this process's CPU time), not the wall clock, so that other
-    programs on a shared machine slow the measurement less; run it with one thread.
-    """
-    check_positive_int("repeats", repeats)
-    model.eval()
-    times = []
-    with torch.no_grad():
-        model(x)
-        for _ in range(repeats):
-            t0 = time.process_time()
-            model(x)
-            times.append(time.process_time() - t0)
-    return x.shape[0] / statistics.median(times)
+    """Inference clips per CPU-second: 1000 / ``vtlib.cost.cpu_ms_per_clip`` (eval, no grad, one
+    warm-up pass, median of ``repeats`` passes of CPU time); run it with one thread."""
+    return 1000.0 / cpu_ms_per_clip(model, x, repeats)
 
 
 def cost_rows(batch: int = 32, rounds: int = 3) -> list[dict]:

@@ -43,13 +43,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from vtlib.checkpoint import save_weights
 from vtlib.cost import transformer_flops
 from vtlib.data import augment
 from vtlib.experiments.common import RESULTS, format_summary, loaders, provenance, read_csv, run, summarise, write_csv
@@ -57,7 +57,7 @@ from vtlib.masking import actual_ratio, make_mask
 from vtlib.metrics import evaluate_scores
 from vtlib.models.videomae import VideoMAE, VideoMAEClassifier
 from vtlib.pretrain import PretrainConfig, load_pretrained, pretrain
-from vtlib.train import TrainConfig, save_checkpoint
+from vtlib.train import TrainConfig
 from vtlib.utils import get_device
 
 MODEL = dict(video_shape=(28, 28, 28), tubelet=(4, 7, 7), dim=48, depth=3, heads=4,
@@ -111,8 +111,7 @@ def run_pretrain(epochs: int = PRETRAIN_EPOCHS, path: Path = CHECKPOINT, seed: i
     torch.manual_seed(seed)
     mae = build_mae()
     history = pretrain(mae, data["train"], pretrain_config(epochs, seed=seed))
-    save_checkpoint({k: v.cpu() for k, v in mae.state_dict().items()}, str(path))
-    os.chmod(path, 0o644)                                     # mkstemp creates 0600; the file is shared
+    save_weights(mae, path)
     prov = {**provenance(), "command": COMMAND + " --parts pretrain"}
     write_csv([{**h, "loss": round(h["loss"], 6), "lr": round(h["lr"], 8), "seconds": round(h["seconds"], 2),
                 "mask": "tube", "ratio": 0.75, "seed": seed, "device": str(get_device()), **prov} for h in history],

@@ -33,7 +33,6 @@ change the numbers. They still depend on the CPU: compare rows, not machines.
 from __future__ import annotations
 
 import argparse
-import statistics
 from pathlib import Path
 
 import torch
@@ -44,11 +43,12 @@ from vtlib.data import augment
 from vtlib.errors import bad_arg, check_choice, check_positive_int
 from vtlib.experiments.common import (
     RESULTS,
+    dataset_summary,
     loaders,
     merge_rows,
     provenance,
+    report,
     run,
-    summarise,
     write_csv,
     write_per_dataset,
 )
@@ -102,7 +102,6 @@ def attention_score_entries(model: nn.Module) -> int:
     raise bad_arg("model", "a ViViT variant from vtlib.models", type(model).__name__, "build one with build()")
 
 
-
 def cost_row(variant: str, frames: int, size: int = 28, batch: int = 4, repeats: int = 3, **kw) -> dict:
     """Parameters, tokens, FLOPs, score entries and CPU time per clip for one variant and frame count."""
     torch.manual_seed(0)
@@ -146,24 +145,13 @@ def train_sweep(dataset: str = "adrenal", seeds=(0, 1, 2), epochs: int = 10, lr:
         res = run(v, lambda: build(v, **kw), data, TrainConfig(**cfg_kw), seeds, extra=extra)
         rows += res
         if verbose:
-            for r in res:
-                print(f"{dataset:>9} {v:>15} seed {r['seed']}: test AUC {r['test_auc']:.3f} ACC {r['test_acc']:.3f} "
-                      f"(best epoch {r['best_epoch']}, {r['train_seconds']} s)", flush=True)
+            report(res, f"{dataset:>9} {v:>15}")
     return rows
 
 
 def summary_rows(rows: list[dict]) -> list[dict]:
     """Mean/std per (dataset, variant), with parameters, MFLOPs, score entries and throughput."""
-    out = []
-    for ds in dict.fromkeys(r["dataset"] for r in rows):
-        sub = [r for r in rows if r["dataset"] == ds]
-        for s in summarise(sub, keys=("test_auc", "test_acc", "val_auc")):
-            first = next(r for r in sub if r["config"] == s["config"])
-            tput = [float(r["clips_per_cpu_s"]) for r in sub if r["config"] == s["config"]]
-            out.append({"dataset": ds, **s, "epochs": first["epochs"], "params": first["params"],
-                        "mflops": first["mflops"], "score_entries": first["score_entries"],
-                        "clips_per_cpu_s": round(statistics.median(tput), 1)})
-    return out
+    return dataset_summary(rows, ("epochs", "params", "mflops", "score_entries"))
 
 
 def main(argv=None) -> None:

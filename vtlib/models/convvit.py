@@ -26,7 +26,7 @@ from vtlib.block import Transformer
 from vtlib.errors import bad_arg, check_heads, check_positive_int
 from vtlib.pooling import make_pool
 from vtlib.position import make_position
-from vtlib.shapes import check_video
+from vtlib.shapes import check_video, to_dtype_of
 
 
 def stem_grid(video_shape: tuple[int, int, int], stages: int) -> tuple[int, int, int]:
@@ -74,7 +74,7 @@ class ConvViT(nn.Module):
                           self.video_shape, "use fewer stem stages or larger clips")
         self.stem = ConvStem(in_channels=in_channels, widths=tuple(stem), dim=dim)
         self.pos = make_position(position, self.grid, dim)
-        self.encoder = Transformer(dim, depth, heads, mlp_ratio, drop_path_rate=drop_path)
+        self.encoder = Transformer(dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio, drop_path_rate=drop_path)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.pool = make_pool(pool, dim)
         self.head = nn.Linear(dim, num_classes)
@@ -87,6 +87,7 @@ class ConvViT(nn.Module):
     def tokens(self, x: Tensor) -> Tensor:
         """(B, C, T, H, W) -> position-coded tokens (B, N, D)."""
         check_video(x, self.in_channels)          # rank, channels, and a float clip (not raw uint8 voxels)
+        x = to_dtype_of(x, self)
         if tuple(x.shape[2:]) != self.video_shape:
             raise bad_arg("x", f"clips shaped (B, {self.in_channels}, {', '.join(map(str, self.video_shape))})",
                           f"shape {tuple(x.shape)}", "resize with vtlib.data.resize, or build the model "

@@ -38,7 +38,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from vtlib.errors import bad_arg, check_choice, check_positive_int
-from vtlib.shapes import check_video
+from vtlib.shapes import check_video, to_dtype_of
 
 FUSIONS = ("single", "late", "early", "slow")
 SLOW_KERNELS, SLOW_STRIDES = (4, 2, 2), (2, 2, 2)
@@ -98,6 +98,7 @@ class FusionCNN(nn.Module):
     def features(self, x: Tensor) -> Tensor:
         """Clip features after the first FC: (B, C, T, H, W) -> (B, 4*width)."""
         check_video(x, self.in_channels)
+        x = to_dtype_of(x, self)
         if x.shape[2] != self.frames or min(x.shape[3:]) < 4:
             raise bad_arg("x", f"clips (B, {self.in_channels}, {self.frames}, H, W) with H, W >= 4",
                           f"shape {tuple(x.shape)}",

@@ -44,7 +44,7 @@ from torch import Tensor, nn
 
 from vtlib.acs import ACSConv3d
 from vtlib.errors import bad_arg, check_choice, check_positive_int
-from vtlib.shapes import check_video
+from vtlib.shapes import check_video, to_dtype_of
 
 CONVS = ("3d", "2.5d", "acs")
 RESNET18_WIDTHS = (64, 128, 256, 512)
@@ -121,6 +121,7 @@ class ResNet3D(nn.Module):
     def features(self, x: Tensor) -> Tensor:
         """Globally pooled features of the last stage: (B, C, T, H, W) -> (B, widths[-1])."""
         check_video(x, self.in_channels)
+        x = to_dtype_of(x, self)
         m = self.min_size
         if min(x.shape[2:]) < m:
             raise bad_arg("x", f"T, H, W >= {m} (the total stride of {len(self.stages)} stages)",

@@ -23,8 +23,8 @@ Shapes: x (B, C, T, H, W) -> each frame cut into p x p patches by one Conv2d (``
 -> tokens (B, T*N, D) in (t h w) order, N = nh*nw = (H/p)(W/p). Embeddings as the reference code:
 ``space_pos`` (1, N+1, D), a learned spatial position for the CLS and each patch, shared by all
 frames; ``time_pos`` (1, T, D), a learned time embedding added to the patches only and
-**initialised to zero** (the reference's ``pos_embed`` and ``time_embed``; both names contain
-"pos", so ``vtlib.train`` does not weight-decay them).
+**initialised to zero** (the reference's ``pos_embed`` and ``time_embed``; the model lists them,
+with ``cls_token``, in ``no_weight_decay``, so ``vtlib.train`` does not weight-decay them).
 
 The factorised schemes run their sub-attentions on reshaped views, never with Python loops:
 
@@ -42,6 +42,12 @@ Comparisons per patch query in one block, for N patches per frame and T frames (
     joint  N*T + 1     divided  N + T + 1 (reference code)  or  N + T + 2 (cls_in_time=True)
 
 :func:`attention_masks` draws these patterns; the tests count them in the model's own attention maps.
+
+**Attention maps** (``vtlib.attention.record_attention``): block i records one map per sub-attention,
+in the order applied, named ``blocks.i.mixers.<name>.attn`` for the earlier ones and ``blocks.i.attn``
+for the last (and for "joint" / "space"). Each is (B*G, heads, L', L'): the G groups of L patches of
+:data:`GROUPINGS`, clip-major, L' = L (+1 at index 0 where the CLS joined); for "space" G = T frames,
+for "joint" G = 1. ``rearrange(w, "(b g) h i j -> b g h i j", b=B)`` splits the groups.
 
 **Zero-initialised temporal projection.** In the factorised blocks the last sub-attention is named
 like a ViT block's (``norm1``, ``attn``); every earlier one is a new branch in ``block.mixers`` that
@@ -70,7 +76,8 @@ from torch import Tensor, nn
 from vtlib.attention import MultiHeadAttention
 from vtlib.block import MLP, Block, DropPath, drop_path_rates, mlp_hidden_dim
 from vtlib.errors import bad_arg, check_choice, check_positive_int, check_rank
-from vtlib.tokens import FrameEmbed
+from vtlib.position import trunc_normal_
+from vtlib.tokens import FrameEmbed, check_clip_shape
 
 ATTENTIONS = ("space", "joint", "divided", "local_global", "axial")
 # The sub-attentions of each factorised scheme, in the order every block applies them.
@@ -195,12 +202,12 @@ class Mixer(nn.Module):
     ``fc`` (Linear(D, D), the reference's ``temporal_fc``) is the branch's output layer, zero at init.
     """
 
-    def __init__(self, name: str, dim: int, heads: int, qkv_bias: bool = True, eps: float = 1e-6) -> None:
+    def __init__(self, *, name: str, dim: int, heads: int, qkv_bias: bool = True, eps: float = 1e-6) -> None:
         super().__init__()
         check_choice("name", name, list(GROUPINGS))
         self.name = name
         self.norm = nn.LayerNorm(dim, eps=eps)
-        self.attn = MultiHeadAttention(dim, heads, qkv_bias=qkv_bias)
+        self.attn = MultiHeadAttention(dim=dim, heads=heads, qkv_bias=qkv_bias)
         self.fc = nn.Linear(dim, dim)
 
     def extra_repr(self) -> str:
@@ -219,11 +226,10 @@ class FactorisedBlock(nn.Module):
         x = x + mlp(norm2(x))
 
     Delete a mixer (``del block.mixers["time"]``) and the block runs without it.
-    forward(x, return_attn=False) -> (B, 1+T*N, D), or with ``return_attn=True`` also a dict
-    {name: weights (B, G, heads, L', L')}, L' = L (+1 at index 0 where the CLS joined).
+    forward(x) -> (B, 1+T*N, D). Attention maps: see the module docstring.
     """
 
-    def __init__(self, dim: int, heads: int, grid, scheme: str = "divided", mlp_ratio: float = 4.0,
+    def __init__(self, *, dim: int, heads: int, grid, scheme: str = "divided", mlp_ratio: float = 4.0,
                  qkv_bias: bool = True, drop_path: float = 0.0, eps: float = 1e-6,
                  cls_in_time: bool = False, temporal_init: str = "zeros") -> None:
         super().__init__()
@@ -235,53 +241,43 @@ class FactorisedBlock(nn.Module):
         if scheme == "local_global":
             _check_local_global(self.grid)
         *extra, self.last = SCHEMES[scheme]
-        self.mixers = nn.ModuleDict({n: Mixer(n, dim, heads, qkv_bias, eps) for n in extra})
+        self.mixers = nn.ModuleDict({n: Mixer(name=n, dim=dim, heads=heads, qkv_bias=qkv_bias, eps=eps)
+                                     for n in extra})
         self.norm1 = nn.LayerNorm(dim, eps=eps)
-        self.attn = MultiHeadAttention(dim, heads, qkv_bias=qkv_bias)
+        self.attn = MultiHeadAttention(dim=dim, heads=heads, qkv_bias=qkv_bias)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
-        self.mlp = MLP(dim, mlp_hidden_dim(dim, mlp_ratio))
+        self.mlp = MLP(dim=dim, hidden_dim=mlp_hidden_dim(dim, mlp_ratio))
         self.drop_path = DropPath(drop_path)
         if temporal_init == "zeros":                 # every new branch starts as a residual identity
             for m in self.mixers.values():
                 nn.init.zeros_(m.fc.weight)
                 nn.init.zeros_(m.fc.bias)
 
-    def _attend(self, x: Tensor, name: str, norm: nn.Module, attn: nn.Module, with_cls: bool, pool_cls: bool,
-                return_attn: bool):
-        """One sub-attention: the update (B, 1+T*N, D) (CLS row zero unless pool_cls) and its weights."""
+    def _attend(self, x: Tensor, name: str, norm: nn.Module, attn: nn.Module, with_cls: bool,
+                pool_cls: bool) -> tuple[Tensor, Tensor]:
+        """One sub-attention: the CLS update (B, 1, D) (zero unless pool_cls) and the patches' (B, T*N, D)."""
         B = x.shape[0]
         h = norm(x)
         seqs = group(h[:, 1:], name, self.grid)                                # (B*G, L, D)
         G = seqs.shape[0] // B
         if with_cls:
             seqs = torch.cat([repeat(h[:, :1], "b 1 d -> (b g) 1 d", g=G), seqs], dim=1)
-        out, w = attn(seqs, return_attn=True) if return_attn else (attn(seqs), None)
+        out = attn(seqs)
         cls_out = reduce(out[:, :1], "(b g) 1 d -> b 1 d", "mean", b=B) if pool_cls else x.new_zeros(B, 1, self.dim)
-        out = ungroup(out[:, 1:] if with_cls else out, name, self.grid, B)    # (B, T*N, D)
-        w = rearrange(w, "(b g) h i j -> b g h i j", b=B) if w is not None else None
-        return cls_out, out, w
+        return cls_out, ungroup(out[:, 1:] if with_cls else out, name, self.grid, B)
 
-    def forward(self, x: Tensor, return_attn: bool = False):
+    def forward(self, x: Tensor) -> Tensor:
         T, nh, nw = self.grid
         check_rank("x", x, 3, "B 1+T*N D")
         if tuple(x.shape[1:]) != (1 + T * nh * nw, self.dim):
             raise bad_arg("x", f"(B, 1 + T*N = 1 + {T}*{nh * nw}, D={self.dim}) tokens, CLS first, (t h w) order",
                           f"shape {tuple(x.shape)}", "build the block with the model's patch grid and width")
-        maps = {}
         for name, m in self.mixers.items():             # 1-2 extra sub-attentions per block, not tokens
-            cls_out, out, maps[name] = self._attend(x, name, m.norm, m.attn, self.cls_in_time, False,
-                                                   return_attn)
+            cls_out, out = self._attend(x, name, m.norm, m.attn, self.cls_in_time, False)
             x = x + self.drop_path(torch.cat([cls_out, m.fc(out)], dim=1))     # one draw per clip
-        cls_out, out, maps[self.last] = self._attend(x, self.last, self.norm1, self.attn, True, True, return_attn)
+        cls_out, out = self._attend(x, self.last, self.norm1, self.attn, True, True)
         x = x + self.drop_path(torch.cat([cls_out, out], dim=1))
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
-        return (x, maps) if return_attn else x
-
-
-def _trunc_normal(*shape: int, std: float = 0.02) -> nn.Parameter:
-    p = torch.zeros(*shape)
-    nn.init.trunc_normal_(p, std=std, a=-2 * std, b=2 * std)
-    return nn.Parameter(p)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 class TimeSformer(nn.Module):
@@ -291,10 +287,12 @@ class TimeSformer(nn.Module):
     ``patch``: p x p patches per frame; ``attention``: one of ATTENTIONS; ``cls_in_time``: the paper's
     equation (CLS also a key in the earlier sub-attentions) instead of the reference code;
     ``temporal_init``: "zeros" (reference) or "default" for the ``fc`` of the factorised blocks.
-    ``forward(x, return_attn=True)`` returns (logits, per block a dict {name: (B, G, heads, L, L)}).
+    Attention maps: ``vtlib.attention.record_attention`` (see the module docstring for names and shapes).
     """
 
-    def __init__(self, num_classes: int = 2, video_shape: tuple[int, int, int] = (8, 28, 28), patch: int = 7,
+    no_weight_decay = ("cls_token", "space_pos", "time_pos")     # see vtlib.train.param_groups
+
+    def __init__(self, *, num_classes: int = 2, video_shape: tuple[int, int, int] = (8, 28, 28), patch: int = 7,
                  dim: int = 64, depth: int = 4, heads: int = 4, mlp_ratio: float = 4.0, in_channels: int = 1,
                  attention: str = "divided", cls_in_time: bool = False, temporal_init: str = "zeros",
                  time_init: str = "zeros", drop_path: float = 0.0, qkv_bias: bool = True, eps: float = 1e-6):
@@ -308,23 +306,26 @@ class TimeSformer(nn.Module):
             raise bad_arg("cls_in_time", f"False for attention={attention!r} (its CLS already joins its only "
                           "attention)", cls_in_time, "use it with 'divided', 'local_global' or 'axial'")
         self.attention, self.cls_in_time, self.dim, self.heads = attention, cls_in_time, dim, heads
-        self.embed = FrameEmbed(dim, patch, in_channels)
+        self.embed = FrameEmbed(dim=dim, patch=patch, in_channels=in_channels)
         self.video_shape = tuple(video_shape)
         self.grid = self.embed.grid(self.video_shape)                 # (T, nh, nw)
         T, nh, nw = self.grid
         if attention == "local_global":
             _check_local_global(self.grid)
-        self.cls_token = _trunc_normal(1, 1, dim)
-        self.space_pos = _trunc_normal(1, nh * nw + 1, dim)            # CLS + N patches
+        self.cls_token = nn.Parameter(trunc_normal_(torch.zeros(1, 1, dim)))
+        self.space_pos = nn.Parameter(trunc_normal_(torch.zeros(1, nh * nw + 1, dim)))   # CLS + N patches
         self.time_pos = None
         if attention != "space":
-            self.time_pos = nn.Parameter(torch.zeros(1, T, dim)) if time_init == "zeros" else _trunc_normal(1, T, dim)
+            time_std = 0.0 if time_init == "zeros" else 0.02               # zeros: starts as space-only
+            self.time_pos = nn.Parameter(trunc_normal_(torch.zeros(1, T, dim), time_std))
         rates = drop_path_rates(depth, drop_path)
         if attention in SCHEMES:
-            blocks = [FactorisedBlock(dim, heads, self.grid, attention, mlp_ratio, qkv_bias, r, eps,
-                                      cls_in_time, temporal_init) for r in rates]
+            blocks = [FactorisedBlock(dim=dim, heads=heads, grid=self.grid, scheme=attention, mlp_ratio=mlp_ratio,
+                                      qkv_bias=qkv_bias, drop_path=r, eps=eps, cls_in_time=cls_in_time,
+                                      temporal_init=temporal_init) for r in rates]
         else:
-            blocks = [Block(dim, heads, mlp_ratio, qkv_bias, drop_path=r, eps=eps) for r in rates]
+            blocks = [Block(dim=dim, heads=heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path=r, eps=eps)
+                      for r in rates]
         self.blocks = nn.ModuleList(blocks)
         self.norm = nn.LayerNorm(dim, eps=eps)
         self.head = nn.Linear(dim, num_classes)
@@ -365,11 +366,8 @@ class TimeSformer(nn.Module):
         return len(self.blocks) * self.heads * per_head
 
     def _tokens(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor) or x.ndim != 5 or tuple(x.shape[2:]) != self.video_shape:
-            got = f"shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
-            raise bad_arg("x", f"clips shaped (B, C, {', '.join(map(str, self.video_shape))})", got,
-                          "sample the frames first (vtlib.data.sample_frames(x, T)) or build the model with "
-                          "video_shape=x.shape[2:]")
+        check_clip_shape(x, self.video_shape, "sample the frames first (vtlib.data.sample_frames(x, T)) or build "
+                         "the model with video_shape=x.shape[2:]")
         T = self.num_frames
         patches = rearrange(self.embed(x), "b (t n) d -> b t n d", t=T)   # (B, T, N, D)
         patches = patches + self.space_pos[:, None, 1:]
@@ -380,26 +378,15 @@ class TimeSformer(nn.Module):
         patches = rearrange(patches + self.time_pos[:, :, None], "b t n d -> b (t n) d")
         return torch.cat([cls.expand(patches.shape[0], -1, -1), patches], dim=1)       # (B, 1+T*N, D)
 
-    def features(self, x: Tensor, return_attn: bool = False):
-        """Clip features (B, D) [and per block a dict of attention maps]."""
-        B, maps = x.shape[0] if isinstance(x, Tensor) else 0, []
+    def features(self, x: Tensor) -> Tensor:
+        """Clip features (B, D)."""
         h = self._tokens(x)
         for block in self.blocks:                                          # layers, not tokens
-            if return_attn:
-                h, w = block(h, return_attn=True)
-                if not isinstance(w, dict):
-                    w = ({"space": rearrange(w, "(b t) h i j -> b t h i j", b=B)} if self.attention == "space"
-                         else {"joint": w[:, None]})
-                maps.append(w)
-            else:
-                h = block(h)
+            h = block(h)
         feats = self.norm(h)[:, 0]                                         # CLS: (B, D) or (B*T, D)
         if self.attention == "space":
-            feats = reduce(feats, "(b t) d -> b d", "mean", b=B)           # average the frames
-        return (feats, maps) if return_attn else feats
+            feats = reduce(feats, "(b t) d -> b d", "mean", b=x.shape[0])  # average the frames
+        return feats
 
-    def forward(self, x: Tensor, return_attn: bool = False):
-        if return_attn:
-            feats, maps = self.features(x, return_attn=True)
-            return self.head(feats), maps
+    def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))

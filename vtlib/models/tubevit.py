@@ -25,39 +25,39 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from vtlib.block import Transformer
+from vtlib.block import EncoderSize
 from vtlib.errors import bad_arg, check_heads, check_positive_int, check_rank
-from vtlib.pooling import make_pool
+from vtlib.models.vivit import PooledEncoder
 from vtlib.shapes import video_thw
 from vtlib.tubes import TubePosition, TubeTokenizer, as_tubes, tube_preset
 
 
-class TubeViT(nn.Module):
+class TubeViT(PooledEncoder):
     """TubeViT on clips (B, C, T, H, W) or single frames (B, C, 1, H, W) / (B, C, H, W) -> logits.
 
     ``tubes``: a list of ``vtlib.tubes.Tube``; None picks ``tube_preset(video_shape[0])`` (28 or 64).
     ``position``: none | learned | fixed-index | fixed (TubeViT Table 7a). ``pool``: attn | mean | cls.
     ``dim`` must be divisible by 6 for the fixed sin-cos codes (three axes of sin/cos pairs).
+    Attention maps: ``vtlib.attention.record_attention(model)``, one (B, heads, N, N) map per block.
     """
 
-    def __init__(self, num_classes: int = 2, video_shape: tuple[int, int, int] = (28, 28, 28), tubes=None,
+    def __init__(self, *, num_classes: int = 2, video_shape: tuple[int, int, int] = (28, 28, 28), tubes=None,
                  dim: int = 48, depth: int = 4, heads: int = 4, mlp_ratio: float = 4.0, in_channels: int = 1,
                  position: str = "fixed", pool: str = "attn", drop_path: float = 0.0, qkv_bias: bool = True,
                  eps: float = 1e-6):
         super().__init__()
         check_positive_int("num_classes", num_classes)
+        size = EncoderSize(dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                           drop_path=drop_path, eps=eps)
         self.video_shape = video_thw(video_shape)
         if tubes is None:
             tubes = tube_preset(self.video_shape[0]) if len(set(self.video_shape)) == 1 else None
             if tubes is None:
                 raise bad_arg("tubes", "a list of Tube for a non-cubic video_shape", repr(video_shape),
                               "pass tubes=[Tube(...), ...] (presets exist for 28^3 and 64^3)")
-        self.embed = TubeTokenizer(dim, as_tubes(tubes), in_channels)
-        self.pos = TubePosition(position, self.embed.tubes, self.video_shape, dim)
-        self.pool = make_pool(pool, dim)
-        self.encoder = Transformer(dim, depth, heads, mlp_ratio, qkv_bias, drop_path, eps)
-        self.norm = nn.LayerNorm(dim, eps=eps)
-        self.head = nn.Linear(dim, num_classes)
+        self.embed = TubeTokenizer(dim=dim, tubes=as_tubes(tubes), in_channels=in_channels)
+        self.pos = TubePosition(kind=position, tubes=self.embed.tubes, video_shape=self.video_shape, dim=dim)
+        self._build_encoder(size=size, pool=pool, num_classes=num_classes)
 
     @property
     def num_tokens(self) -> int:
@@ -90,27 +90,15 @@ class TubeViT(nn.Module):
         x, image = self.as_input(x)
         return self.pos(self.embed(x), image=image), image
 
-    def encode(self, z: Tensor, return_attn: bool = False):
-        """Tokens (B, N, D) -> pooled features (B, D) [and per-block attention maps]."""
-        out = self.encoder(self.pool.prepend(z), return_attn=return_attn)
-        out, maps = out if return_attn else (out, None)
-        feats = self.pool(self.norm(out))
-        return (feats, maps) if return_attn else feats
-
-    def features(self, x: Tensor, return_attn: bool = False):
-        return self.encode(self.tokens(x)[0], return_attn=return_attn)
-
-    def forward(self, x: Tensor, return_attn: bool = False):
-        if return_attn:
-            feats, maps = self.features(x, return_attn=True)
-            return self.head(feats), maps
-        return self.head(self.features(x))
+    def features(self, x: Tensor) -> Tensor:
+        """Pooled features (B, D) of clips or single frames."""
+        return self.encode(self.tokens(x)[0])
 
 
 class CrossAttention(nn.Module):
     """Multi-head cross-attention: queries from x (B, Nq, D), keys and values from context (B, Nk, D)."""
 
-    def __init__(self, dim: int, heads: int = 4):
+    def __init__(self, *, dim: int, heads: int = 4):
         super().__init__()
         check_heads(dim, heads)
         self.dim, self.heads = dim, heads
@@ -136,7 +124,7 @@ class GatedTubeViT(nn.Module):
     the image model's output until training opens the gate. The image model is shared (not copied).
     """
 
-    def __init__(self, image_model: TubeViT, tubes, heads: int = 4, position: str = "fixed"):
+    def __init__(self, *, image_model: TubeViT, tubes, heads: int = 4, position: str = "fixed"):
         super().__init__()
         if not isinstance(image_model, TubeViT) or not image_model.pos.has_image:
             raise bad_arg("image_model", "a TubeViT with a 2D tube (trained on single frames)",
@@ -144,10 +132,10 @@ class GatedTubeViT(nn.Module):
         tubes = as_tubes(tubes)
         dim, in_ch = image_model.embed.dim, image_model.embed.in_channels
         self.image = image_model
-        self.video_embed = TubeTokenizer(dim, tubes, in_ch)
-        self.video_pos = TubePosition(position, tubes, image_model.video_shape, dim)
+        self.video_embed = TubeTokenizer(dim=dim, tubes=tubes, in_channels=in_ch)
+        self.video_pos = TubePosition(kind=position, tubes=tubes, video_shape=image_model.video_shape, dim=dim)
         self.norm_q, self.norm_kv = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.cross = CrossAttention(dim, heads)
+        self.cross = CrossAttention(dim=dim, heads=heads)
         self.alpha = nn.Parameter(torch.zeros(()))                   # tanh(0) = 0: the gate starts closed
 
     @property

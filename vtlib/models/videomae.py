@@ -39,8 +39,8 @@ from vtlib.block import Transformer
 from vtlib.errors import bad_arg, check_positive_int, check_rank
 from vtlib.masking import check_mask, masked, visible
 from vtlib.pooling import MeanPool
-from vtlib.position import sincos_1d
-from vtlib.tokens import TubeletEmbed, patchify, unpatchify
+from vtlib.position import sincos_1d, trunc_normal_
+from vtlib.tokens import TubeletEmbed, check_clip_shape, patchify, unpatchify
 
 PIX_EPS = 1e-6  # added to the per-tubelet std (HF / official VideoMAE)
 
@@ -85,16 +85,17 @@ class VideoMAEEncoder(nn.Module):
     model of the official code, where ``fc_norm`` after pooling takes its place.
     """
 
-    def __init__(self, video_shape=(28, 28, 28), tubelet=(4, 7, 7), dim: int = 64, depth: int = 4,
+    def __init__(self, *, video_shape=(28, 28, 28), tubelet=(4, 7, 7), dim: int = 64, depth: int = 4,
                  heads: int = 4, mlp_ratio: float = 4.0, in_channels: int = 1, qkv_bias: bool = True,
                  drop_path: float = 0.0, eps: float = 1e-6, final_norm: bool = False):
         super().__init__()
-        self.embed = TubeletEmbed(dim, tubelet, in_channels)
+        self.embed = TubeletEmbed(dim=dim, tubelet=tubelet, in_channels=in_channels)
         self.video_shape = tuple(video_shape)
         self.grid = self.embed.grid(self.video_shape)
         self.num_tokens = math.prod(self.grid)
         self.register_buffer("pos", sincos_1d(self.num_tokens, dim)[None], persistent=False)  # (1, N, D)
-        self.transformer = Transformer(dim, depth, heads, mlp_ratio, qkv_bias, drop_path, eps)
+        self.transformer = Transformer(dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                                       drop_path_rate=drop_path, eps=eps)
         self.norm = nn.LayerNorm(dim, eps=eps) if final_norm else nn.Identity()
         self.dim, self.tubelet, self.in_channels = dim, self.embed.tubelet, in_channels
         self.hparams = dict(video_shape=self.video_shape, tubelet=self.tubelet, dim=dim, depth=depth, heads=heads,
@@ -103,11 +104,7 @@ class VideoMAEEncoder(nn.Module):
         _init_mae(self)
 
     def check_input(self, x: Tensor) -> None:
-        check_rank("x", x, 5, "B C T H W")
-        if tuple(x.shape[2:]) != self.video_shape:
-            raise bad_arg("x", f"clips shaped (B, C, {', '.join(map(str, self.video_shape))})",
-                          f"shape {tuple(x.shape)}",
-                          "resize with vtlib.data.resize, or build the model with video_shape=x.shape[2:]")
+        check_clip_shape(x, self.video_shape)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         self.check_input(x)
@@ -125,7 +122,9 @@ class VideoMAEDecoder(nn.Module):
     visible tokens and the shared learned ``mask_token``.
     """
 
-    def __init__(self, num_tokens: int, encoder_dim: int, out_dim: int, dim: int = 32, depth: int = 1,
+    no_weight_decay = ("mask_token",)                            # see vtlib.train.param_groups
+
+    def __init__(self, *, num_tokens: int, encoder_dim: int, out_dim: int, dim: int = 32, depth: int = 1,
                  heads: int = 4, mlp_ratio: float = 4.0, qkv_bias: bool = True, eps: float = 1e-6):
         super().__init__()
         for name, v in (("num_tokens", num_tokens), ("encoder_dim", encoder_dim), ("out_dim", out_dim)):
@@ -134,11 +133,12 @@ class VideoMAEDecoder(nn.Module):
         self.proj = nn.Linear(encoder_dim, dim, bias=False)              # HF: encoder_to_decoder
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.register_buffer("pos", sincos_1d(num_tokens, dim)[None], persistent=False)  # (1, N, Dd)
-        self.transformer = Transformer(dim, depth, heads, mlp_ratio, qkv_bias, 0.0, eps)
+        self.transformer = Transformer(dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                                       eps=eps)
         self.norm = nn.LayerNorm(dim)                                     # eps 1e-5, as HF's decoder norm
         self.head = nn.Linear(dim, out_dim)
         _init_mae(self)
-        nn.init.trunc_normal_(self.mask_token, std=0.02, a=-0.04, b=0.04)
+        trunc_normal_(self.mask_token, std=0.02)
 
     def forward(self, latent: Tensor, mask: Tensor) -> Tensor:
         check_rank("latent", latent, 3, "B Nv D")
@@ -164,17 +164,19 @@ class VideoMAE(nn.Module):
     ``pred`` (B, Nm, C*t*p*p) and the (normalised) pixels of the masked tubelets only.
     """
 
-    def __init__(self, video_shape=(28, 28, 28), tubelet=(4, 7, 7), dim: int = 64, depth: int = 4,
+    def __init__(self, *, video_shape=(28, 28, 28), tubelet=(4, 7, 7), dim: int = 64, depth: int = 4,
                  heads: int = 4, mlp_ratio: float = 4.0, in_channels: int = 1, decoder_dim: int = 32,
                  decoder_depth: int = 1, decoder_heads: int = 4, decoder_mlp_ratio: float = 4.0,
                  norm_pix_loss: bool = True, qkv_bias: bool = True, drop_path: float = 0.0,
                  eps: float = 1e-6, final_norm: bool = False):
         super().__init__()
-        self.encoder = VideoMAEEncoder(video_shape, tubelet, dim, depth, heads, mlp_ratio, in_channels,
-                                       qkv_bias, drop_path, eps, final_norm)
+        self.encoder = VideoMAEEncoder(video_shape=video_shape, tubelet=tubelet, dim=dim, depth=depth, heads=heads,
+                                       mlp_ratio=mlp_ratio, in_channels=in_channels, qkv_bias=qkv_bias,
+                                       drop_path=drop_path, eps=eps, final_norm=final_norm)
         t, p1, p2 = self.encoder.tubelet
-        self.decoder = VideoMAEDecoder(self.encoder.num_tokens, dim, in_channels * t * p1 * p2, decoder_dim,
-                                       decoder_depth, decoder_heads, decoder_mlp_ratio, qkv_bias, eps)
+        self.decoder = VideoMAEDecoder(num_tokens=self.encoder.num_tokens, encoder_dim=dim,
+                                       out_dim=in_channels * t * p1 * p2, dim=decoder_dim, depth=decoder_depth,
+                                       heads=decoder_heads, mlp_ratio=decoder_mlp_ratio, qkv_bias=qkv_bias, eps=eps)
         self.norm_pix_loss = bool(norm_pix_loss)
         self.grid, self.tubelet, self.video_shape = self.encoder.grid, self.encoder.tubelet, self.encoder.video_shape
 
@@ -222,17 +224,18 @@ class VideoMAEClassifier(nn.Module):
     :meth:`from_pretrained` (same architecture, so a fair "from scratch" baseline is one call away).
     """
 
-    def __init__(self, num_classes: int = 2, video_shape=(28, 28, 28), tubelet=(4, 7, 7), dim: int = 64,
+    def __init__(self, *, num_classes: int = 2, video_shape=(28, 28, 28), tubelet=(4, 7, 7), dim: int = 64,
                  depth: int = 4, heads: int = 4, mlp_ratio: float = 4.0, in_channels: int = 1,
                  qkv_bias: bool = True, drop_path: float = 0.0, eps: float = 1e-6, final_norm: bool = False):
         super().__init__()
         check_positive_int("num_classes", num_classes)
-        self.encoder = VideoMAEEncoder(video_shape, tubelet, dim, depth, heads, mlp_ratio, in_channels,
-                                       qkv_bias, drop_path, eps, final_norm)
-        self.pool = MeanPool(dim)
+        self.encoder = VideoMAEEncoder(video_shape=video_shape, tubelet=tubelet, dim=dim, depth=depth, heads=heads,
+                                       mlp_ratio=mlp_ratio, in_channels=in_channels, qkv_bias=qkv_bias,
+                                       drop_path=drop_path, eps=eps, final_norm=final_norm)
+        self.pool = MeanPool(dim=dim)
         self.fc_norm = nn.LayerNorm(dim)                                  # eps 1e-5, as HF
         self.head = nn.Linear(dim, num_classes)
-        nn.init.trunc_normal_(self.head.weight, std=0.02, a=-0.04, b=0.04)
+        trunc_normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
 
     @classmethod
@@ -243,7 +246,7 @@ class VideoMAEClassifier(nn.Module):
         if not isinstance(encoder, VideoMAEEncoder):
             raise bad_arg("mae", "a VideoMAE or a VideoMAEEncoder", type(mae).__name__,
                           "pre-train a vtlib.models.videomae.VideoMAE first")
-        model = cls(num_classes, drop_path=drop_path, **encoder.hparams)
+        model = cls(num_classes=num_classes, drop_path=drop_path, **encoder.hparams)
         model.encoder.load_state_dict(encoder.state_dict())
         return model.to(next(encoder.parameters()).device)
 

@@ -17,48 +17,77 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from vtlib.block import Transformer
-from vtlib.errors import bad_arg, check_choice, check_positive_int, check_rank
+from vtlib.block import EncoderSize
+from vtlib.errors import bad_arg, check_choice, check_positive_int
 from vtlib.pooling import make_pool
 from vtlib.position import make_position
-from vtlib.tokens import FrameEmbed, TubeletEmbed
+from vtlib.tokens import FrameEmbed, TubeletEmbed, check_clip_shape
 
 
 def make_embed(embed: str, dim: int, tubelet: tuple[int, int, int], in_channels: int = 1) -> nn.Module:
     """"tubelet": TubeletEmbed (t, p, p); "frame": FrameEmbed keeping every t-th frame, p x p patches."""
     check_choice("embed", embed, ("tubelet", "frame"))
     if embed == "tubelet":
-        return TubeletEmbed(dim, tubelet, in_channels)
+        return TubeletEmbed(dim=dim, tubelet=tubelet, in_channels=in_channels)
     t, p, q = tubelet
     if p != q:
         raise bad_arg("tubelet", "square patches (t, p, p) for embed='frame'", tubelet,
                       "use the same patch size for height and width")
-    return FrameEmbed(dim, p, in_channels, frame_stride=t)
+    return FrameEmbed(dim=dim, patch=p, in_channels=in_channels, frame_stride=t)
 
 
-class ViViT(nn.Module):
+class PooledEncoder(nn.Module):
+    """What ViViT Model 1 and TubeViT share after their tokenizers: tokens (B, N, D) ->
+
+        pool.prepend ([CLS] + tokens) -> Transformer -> LayerNorm -> pool (B, D) -> Linear head (B, classes)
+
+    A subclass builds its tokenizer and position code, then calls ``_build_encoder`` (in that order,
+    so that seeded models draw the same weights), and defines ``features(x) -> (B, D)``.
+    """
+
+    def _build_encoder(self, *, size: EncoderSize, pool: str, num_classes: int) -> None:
+        self.encoder_size = size
+        self.pool = make_pool(pool, size.dim)
+        self.encoder = size.transformer()
+        self.norm = nn.LayerNorm(size.dim, eps=size.eps)
+        self.head = nn.Linear(size.dim, num_classes)
+
+    def encode(self, tokens: Tensor) -> Tensor:
+        """Tokens (B, N, D) -> pooled features (B, D)."""
+        return self.pool(self.norm(self.encoder(self.pool.prepend(tokens))))
+
+    def features(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+class ViViT(PooledEncoder):
     """ViViT Model 1 on clips (B, C, T, H, W) -> logits (B, num_classes).
 
     ``embed="tubelet"``: Conv3d with kernel = stride = tubelet (t, p, p).
     ``embed="frame"``: uniform frame sampling, every t-th frame cut into p x p patches in 2D
-    (same token count as the t x p x p tubelet).
+    (same token count as the t x p x p tubelet). ``dim``, ``depth``, ``heads``, ``mlp_ratio``,
+    ``qkv_bias``, ``drop_path`` and ``eps`` form ``self.encoder_size`` (a ``vtlib.block.EncoderSize``).
+    Attention maps: ``vtlib.attention.record_attention(model)`` gives one (B, heads, N, N) map per
+    block, N = nt*nh*nw (+1 for the CLS token, at index 0).
     """
 
-    def __init__(self, num_classes: int = 2, video_shape: tuple[int, int, int] = (28, 28, 28),
+    def __init__(self, *, num_classes: int = 2, video_shape: tuple[int, int, int] = (28, 28, 28),
                  tubelet: tuple[int, int, int] = (4, 7, 7), dim: int = 64, depth: int = 4, heads: int = 4,
                  mlp_ratio: float = 4.0, in_channels: int = 1, embed: str = "tubelet",
                  position: str = "learned", pool: str = "cls", drop_path: float = 0.0,
                  qkv_bias: bool = True, eps: float = 1e-6):
         super().__init__()
         check_positive_int("num_classes", num_classes)
+        size = EncoderSize(dim=dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                           drop_path=drop_path, eps=eps)
         self.embed = make_embed(embed, dim, tubelet, in_channels)
         self.video_shape = tuple(video_shape)
         self.grid = self.embed.grid(self.video_shape)
         self.pos = make_position(position, self.grid, dim)
-        self.pool = make_pool(pool, dim)
-        self.encoder = Transformer(dim, depth, heads, mlp_ratio, qkv_bias, drop_path, eps)
-        self.norm = nn.LayerNorm(dim, eps=eps)
-        self.head = nn.Linear(dim, num_classes)
+        self._build_encoder(size=size, pool=pool, num_classes=num_classes)
 
     @property
     def num_tokens(self) -> int:
@@ -66,21 +95,7 @@ class ViViT(nn.Module):
         nt, nh, nw = self.grid
         return nt * nh * nw + self.pool.num_prefix
 
-    def features(self, x: Tensor, return_attn: bool = False):
-        """Pooled clip features (B, D) [and per-block attention maps (B, heads, N, N)]."""
-        check_rank("x", x, 5, "B C T H W")
-        if tuple(x.shape[2:]) != self.video_shape:
-            raise bad_arg("x", f"clips shaped (B, C, {', '.join(map(str, self.video_shape))})",
-                          f"shape {tuple(x.shape)}",
-                          "resize with vtlib.data.resize, or build the model with video_shape=x.shape[2:]")
-        tokens = self.pool.prepend(self.pos(self.embed(x)))        # (B, [1+]N, D)
-        out = self.encoder(tokens, return_attn=return_attn)
-        out, maps = out if return_attn else (out, None)
-        feats = self.pool(self.norm(out))                          # (B, D)
-        return (feats, maps) if return_attn else feats
-
-    def forward(self, x: Tensor, return_attn: bool = False):
-        if return_attn:
-            feats, maps = self.features(x, return_attn=True)
-            return self.head(feats), maps
-        return self.head(self.features(x))
+    def features(self, x: Tensor) -> Tensor:
+        """Pooled clip features (B, D)."""
+        check_clip_shape(x, self.video_shape)
+        return self.encode(self.pos(self.embed(x)))                # (B, D)

@@ -39,14 +39,17 @@ one frame of a clip rather than for the whole clip (the stage cannot tell clips 
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from einops import rearrange
 from torch import Tensor, nn
 
-from vtlib.block import Transformer
+from vtlib.block import EncoderSize
 from vtlib.errors import bad_arg, check_choice, check_positive_int
 from vtlib.models.vivit import make_embed
 from vtlib.pooling import ClsToken
 from vtlib.position import LearnedPosition, make_position
+from vtlib.tokens import check_clip_shape
 
 TEMPORAL_KINDS = ("transformer", "mean")
 FRAME_POOLS = ("cls", "mean")
@@ -57,10 +60,15 @@ class ViViTFactorisedEncoder(nn.Module):
 
     ``depth_spatial`` (Ls) and ``depth_temporal`` (Lt) blocks; ``temporal="mean"`` gives the
     average-pool baseline (then ``depth_temporal`` must be 0 or None). Other arguments as in
-    ``vtlib.models.vivit.ViViT``.
+    ``vtlib.models.vivit.ViViT``; ``self.encoder_size`` describes the spatial stack (the temporal one
+    differs only in depth).
+
+    Attention maps (``vtlib.attention.record_attention``): ``spatial.blocks.i.attn`` records
+    (B*nt, heads, S', S'), rows "(b t)", S' = S (+1 for the frame CLS at index 0); then
+    ``temporal_encoder.blocks.i.attn`` records (B, heads, 1+nt, 1+nt), the temporal CLS at index 0.
     """
 
-    def __init__(self, num_classes: int = 2, video_shape: tuple[int, int, int] = (28, 28, 28),
+    def __init__(self, *, num_classes: int = 2, video_shape: tuple[int, int, int] = (28, 28, 28),
                  tubelet: tuple[int, int, int] = (4, 7, 7), dim: int = 64, depth_spatial: int = 3,
                  depth_temporal: int | None = None, heads: int = 4, mlp_ratio: float = 4.0,
                  in_channels: int = 1, embed: str = "tubelet", position: str = "learned",
@@ -80,6 +88,9 @@ class ViViTFactorisedEncoder(nn.Module):
             raise bad_arg("depth_temporal", "0 or None with temporal='mean' (the average-pool "
                           "baseline has no temporal transformer)", repr(depth_temporal),
                           "drop depth_temporal, or use temporal='transformer'")
+        size = EncoderSize(dim=dim, depth=depth_spatial, heads=heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                           drop_path=drop_path, eps=eps)
+        self.encoder_size = size
         self.embed = make_embed(embed, dim, tubelet, in_channels)
         self.video_shape = tuple(video_shape)
         self.grid = self.embed.grid(self.video_shape)               # (nt, nh, nw)
@@ -88,15 +99,14 @@ class ViViTFactorisedEncoder(nn.Module):
         self.depth_spatial, self.depth_temporal = depth_spatial, depth_temporal or 0
         self.heads = heads
         self.pos = make_position(position, self.grid, dim)          # per (frame, patch), before stage 1
-        self.spatial_cls = ClsToken(dim) if frame_pool == "cls" else None
-        self.spatial = Transformer(dim, depth_spatial, heads, mlp_ratio, qkv_bias, drop_path, eps)
+        self.spatial_cls = ClsToken(dim=dim) if frame_pool == "cls" else None
+        self.spatial = size.transformer()
         self.spatial_norm = nn.LayerNorm(dim, eps=eps)
         if temporal == "transformer":
-            self.temporal_pos = (LearnedPosition(nt, dim) if temporal_position == "learned"
+            self.temporal_pos = (LearnedPosition(num_tokens=nt, dim=dim) if temporal_position == "learned"
                                  else None)
-            self.temporal_cls = ClsToken(dim)
-            self.temporal_encoder = Transformer(dim, depth_temporal, heads, mlp_ratio, qkv_bias,
-                                                drop_path, eps)
+            self.temporal_cls = ClsToken(dim=dim)
+            self.temporal_encoder = replace(size, depth=depth_temporal).transformer()
             self.temporal_norm = nn.LayerNorm(dim, eps=eps)
         else:                                                        # average-pool baseline
             self.temporal_pos = self.temporal_cls = self.temporal_encoder = self.temporal_norm = None
@@ -117,47 +127,29 @@ class ViViTFactorisedEncoder(nn.Module):
         spatial = self.depth_spatial * self.heads * nt * self.tokens_per_frame ** 2
         return spatial + self.depth_temporal * self.heads * (nt + 1) ** 2
 
-    def frame_embeddings(self, x: Tensor, return_attn: bool = False):
-        """Stage 1: one vector per token-frame (B, nt, D) [and spatial maps (B, nt, heads, S', S')]."""
-        if not isinstance(x, Tensor) or x.ndim != 5 or tuple(x.shape[2:]) != self.video_shape:
-            got = f"shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
-            raise bad_arg("x", f"clips shaped (B, C, {', '.join(map(str, self.video_shape))})", got,
-                          "resize with vtlib.data.resize, or build the model with video_shape=x.shape[2:]")
+    def frame_embeddings(self, x: Tensor) -> Tensor:
+        """Stage 1: one vector per token-frame (B, nt, D)."""
+        check_clip_shape(x, self.video_shape)
         B, nt = x.shape[0], self.grid[0]
         tokens = self.pos(self.embed(x))                              # (B, nt*S, D)
         frames = rearrange(tokens, "b (t s) d -> (b t) s d", t=nt)   # one sequence per frame
         if self.spatial_cls is not None:
             frames = self.spatial_cls.prepend(frames)                 # (B*nt, 1+S, D)
-        out = self.spatial(frames, return_attn=return_attn)
-        out, maps = out if return_attn else (out, None)
-        out = self.spatial_norm(out)
+        out = self.spatial_norm(self.spatial(frames))
         emb = out[:, 0] if self.spatial_cls is not None else out.mean(dim=1)   # (B*nt, D)
-        emb = rearrange(emb, "(b t) d -> b t d", b=B)
-        if return_attn:
-            maps = [rearrange(m, "(b t) h i j -> b t h i j", b=B) for m in maps]
-            return emb, maps
-        return emb
+        return rearrange(emb, "(b t) d -> b t d", b=B)
 
-    def features(self, x: Tensor, return_attn: bool = False):
-        """Pooled clip features (B, D) [and {"spatial": maps, "temporal": maps}]."""
-        out = self.frame_embeddings(x, return_attn=return_attn)
-        frames, s_maps = out if return_attn else (out, None)
-        t_maps = []
+    def features(self, x: Tensor) -> Tensor:
+        """Pooled clip features (B, D)."""
+        frames = self.frame_embeddings(x)
         if self.temporal == "mean":
-            feats = frames.mean(dim=1)                                # the average-pool baseline
-        else:
-            if self.temporal_pos is not None:
-                frames = self.temporal_pos(frames)
-            seq = self.temporal_cls.prepend(frames)                   # (B, 1+nt, D)
-            seq = self.temporal_encoder(seq, return_attn=return_attn)
-            seq, t_maps = seq if return_attn else (seq, None)
-            feats = self.temporal_norm(seq)[:, 0]                     # temporal CLS (B, D)
-        return (feats, {"spatial": s_maps, "temporal": t_maps}) if return_attn else feats
+            return frames.mean(dim=1)                                 # the average-pool baseline
+        if self.temporal_pos is not None:
+            frames = self.temporal_pos(frames)
+        seq = self.temporal_encoder(self.temporal_cls.prepend(frames))   # (B, 1+nt, D)
+        return self.temporal_norm(seq)[:, 0]                          # temporal CLS (B, D)
 
-    def forward(self, x: Tensor, return_attn: bool = False):
-        if return_attn:
-            feats, maps = self.features(x, return_attn=True)
-            return self.head(feats), maps
+    def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))
 
 

@@ -34,91 +34,73 @@ from torch import Tensor, nn
 
 from vtlib.attention import MultiHeadAttention
 from vtlib.block import MLP, DropPath, mlp_hidden_dim
-from vtlib.errors import bad_arg, check_choice, check_positive_int, check_rank
+from vtlib.errors import bad_arg, check_choice
 from vtlib.models.vivit import ViViT
+from vtlib.models.vivit_fdp import check_factorised_tokens
 from vtlib.shapes import frames_patches
 
 
 class FactorisedSelfAttentionBlock(nn.Module):
     """Pre-norm block on (B, nt*S, D): spatial attention, temporal attention, MLP.
 
-    forward(x, mask=None, return_attn=False) -> (B, N, D), or with ``return_attn=True``
-    ((B, N, D), (spatial maps (B, nt, heads, S, S), temporal maps (B, S, heads, nt, nt))).
+    forward(x, mask=None) -> (B, N, D). Under ``vtlib.attention.record_attention`` the block records
+    two maps: ``attn`` (spatial) (B*nt, heads, S, S), rows "(b t)", and ``temporal_attn``
+    (B*S, heads, nt, nt), rows "(b s)"; ``rearrange(w, "(b t) h i j -> b t h i j", b=B)`` splits them.
     Stochastic depth drops each residual branch per clip (on the (B, N, D) layout).
     """
 
-    def __init__(self, dim: int, heads: int, grid, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+    def __init__(self, *, dim: int, heads: int, grid, mlp_ratio: float = 4.0, qkv_bias: bool = True,
                  drop_path: float = 0.0, eps: float = 1e-6, temporal_init: str = "zeros") -> None:
         super().__init__()
         check_choice("temporal_init", temporal_init, ("zeros", "default"))
         self.frames, self.patches = frames_patches(grid)
         self.dim = dim
         self.norm1 = nn.LayerNorm(dim, eps=eps)
-        self.attn = MultiHeadAttention(dim, heads, qkv_bias=qkv_bias)          # spatial
+        self.attn = MultiHeadAttention(dim=dim, heads=heads, qkv_bias=qkv_bias)          # spatial
         self.temporal_norm = nn.LayerNorm(dim, eps=eps)
-        self.temporal_attn = MultiHeadAttention(dim, heads, qkv_bias=qkv_bias)
+        self.temporal_attn = MultiHeadAttention(dim=dim, heads=heads, qkv_bias=qkv_bias)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
-        self.mlp = MLP(dim, mlp_hidden_dim(dim, mlp_ratio))
+        self.mlp = MLP(dim=dim, hidden_dim=mlp_hidden_dim(dim, mlp_ratio))
         self.drop_path = DropPath(drop_path)
         if temporal_init == "zeros":                 # temporal branch = 0: a residual identity
             nn.init.zeros_(self.temporal_attn.proj.weight)
             nn.init.zeros_(self.temporal_attn.proj.bias)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, return_attn: bool = False):
-        check_rank("x", x, 3, "B N D")
-        nt, S = self.frames, self.patches
-        if tuple(x.shape[1:]) != (nt * S, self.dim):
-            raise bad_arg("x", f"(B, nt*S={nt}*{S}, D={self.dim}) tokens in (t h w) order, no CLS",
-                          f"shape {tuple(x.shape)}", "build the block with the model's token grid")
-        if mask is not None:
-            raise bad_arg("mask", "None (the factorisation is the mask)", "a mask",
-                          "mask joint attention with vtlib.models.vivit_fdp.factorised_masks instead")
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        nt = self.frames
+        check_factorised_tokens(x, mask, nt, self.patches, self.dim)
         B = x.shape[0]
         h = rearrange(self.norm1(x), "b (t s) d -> (b t) s d", t=nt)          # frames
-        a = self.attn(h, return_attn=return_attn)
-        a, w_s = a if return_attn else (a, None)
-        x = x + self.drop_path(rearrange(a, "(b t) s d -> b (t s) d", b=B))
+        x = x + self.drop_path(rearrange(self.attn(h), "(b t) s d -> b (t s) d", b=B))
         h = rearrange(self.temporal_norm(x), "b (t s) d -> (b s) t d", t=nt)  # tubes over time
-        a = self.temporal_attn(h, return_attn=return_attn)
-        a, w_t = a if return_attn else (a, None)
-        x = x + self.drop_path(rearrange(a, "(b s) t d -> b (t s) d", b=B))
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
-        if not return_attn:
-            return x
-        return x, (rearrange(w_s, "(b t) h i j -> b t h i j", b=B),
-                   rearrange(w_t, "(b s) h i j -> b s h i j", b=B))
+        x = x + self.drop_path(rearrange(self.temporal_attn(h), "(b s) t d -> b (t s) d", b=B))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 class ViViTFactorisedSelfAttention(ViViT):
     """ViViT Model 3 on clips (B, C, T, H, W) -> logits (B, num_classes); see the module docstring.
 
-    Arguments as ``ViViT`` (``pool`` "mean" or "attn"), plus ``temporal_init`` ("zeros", the
+    Keyword arguments as ``ViViT`` (``pool`` "mean" or "attn"), plus ``temporal_init`` ("zeros", the
     paper's, or "default"). Built as a ViViT whose blocks are :class:`FactorisedSelfAttentionBlock`
     s; the spatial attention, norms and MLP keep the weights ViViT drew, so at the same seed
     Model 3 at init computes what Model 1 computes under a same-frame attention mask.
-    ``forward(x, return_attn=True)`` gives per block a (spatial, temporal) pair of maps.
+    ``vtlib.attention.record_attention`` gives per block a spatial then a temporal map (see the block).
     """
 
-    def __init__(self, num_classes: int = 2, video_shape: tuple[int, int, int] = (28, 28, 28),
-                 tubelet: tuple[int, int, int] = (4, 7, 7), dim: int = 64, depth: int = 4,
-                 heads: int = 4, mlp_ratio: float = 4.0, in_channels: int = 1,
-                 embed: str = "tubelet", position: str = "learned", pool: str = "mean",
-                 drop_path: float = 0.0, qkv_bias: bool = True, eps: float = 1e-6,
-                 temporal_init: str = "zeros"):
+    def __init__(self, *, pool: str = "mean", temporal_init: str = "zeros", **vivit_kwargs):
         if pool == "cls":
             raise bad_arg("pool", "'mean' or 'attn' (Model 3 has no CLS token: it is in no frame "
                           "and at no spatial position)", repr(pool), "pass pool='mean'")
         check_choice("temporal_init", temporal_init, ("zeros", "default"))
-        super().__init__(num_classes=num_classes, video_shape=video_shape, tubelet=tubelet, dim=dim,
-                         depth=depth, heads=heads, mlp_ratio=mlp_ratio, in_channels=in_channels,
-                         embed=embed, position=position, pool=pool, drop_path=drop_path,
-                         qkv_bias=qkv_bias, eps=eps)
-        check_positive_int("heads", heads)
-        self.heads = heads
+        super().__init__(pool=pool, **vivit_kwargs)
+        size = self.encoder_size
+        self.heads = size.heads
         blocks = []
         for old in self.encoder.blocks:                               # layers, not tokens
-            new = FactorisedSelfAttentionBlock(dim, heads, self.grid, mlp_ratio, qkv_bias,
-                                               old.drop_path.p, eps, temporal_init)
+            new = FactorisedSelfAttentionBlock(dim=size.dim, heads=size.heads, grid=self.grid,
+                                               mlp_ratio=size.mlp_ratio, qkv_bias=size.qkv_bias,
+                                               drop_path=old.drop_path.p, eps=size.eps,
+                                               temporal_init=temporal_init)
             new.norm1, new.attn, new.norm2, new.mlp = old.norm1, old.attn, old.norm2, old.mlp
             blocks.append(new)
         self.encoder.blocks = nn.ModuleList(blocks)
