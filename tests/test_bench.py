@@ -118,3 +118,17 @@ def test_models_without_a_reference_are_benchmarked(name):
     (row,) = bench([name], cfg, warmup=0, repeats=1, iters=1, memory=False)
     assert row["train_clips_s_vtlib"] > 0 and row["gflops_fwd_per_clip_vtlib"] > 0
     assert "train_clips_s_ref" not in row
+
+
+def test_vtn_entries_window_against_hugging_face_and_full():
+    pytest.importorskip("transformers")
+    from vtlib.models.vtn import FullBlock
+
+    cfg = BenchConfig(video_shape=(40, 4, 4), tubelet=(1, 4, 4), dim=16, depth=1, heads=2, batch=2)
+    (row,) = bench(["vtn"], cfg, warmup=0, repeats=1, iters=1, memory=False)
+    assert row["logits_max_abs_diff"] < 1e-5 and row["tokens"] == 40 and row["params_ratio"] == 1.0
+    assert ENTRIES["vtn_full"].reference is None
+    full = ENTRIES["vtn_full"].build(cfg)
+    assert full.attention == "full" and all(isinstance(b, FullBlock) for b in full.blocks)
+    (row,) = bench(["vtn_full"], cfg, warmup=0, repeats=1, iters=1, memory=False)
+    assert row["tokens"] == 40 and row["gflops_fwd_per_clip_vtlib"] > 0

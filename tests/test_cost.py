@@ -7,12 +7,14 @@ import torch
 from vtlib.attention import MultiHeadAttention, causal_mask, record_attention
 from vtlib.block import MLP, Block, Transformer
 from vtlib.cost import (
+    PeakTensorMemory,
     attention_core_flops,
     attention_flops,
     attention_memory_bytes,
     block_flops,
     measure_flops,
     mlp_flops,
+    peak_tensor_memory,
     transformer_flops,
 )
 from vtlib.errors import VtlibError
@@ -122,3 +124,21 @@ def test_cpu_ms_per_clip_is_positive_and_checks_repeats():
     assert ms > 0 and not model.training                     # measured in eval mode
     with pytest.raises(VtlibError, match="repeats"):
         cpu_ms_per_clip(model, torch.randn(4, 1, 4, 4, 4), repeats=0)
+
+
+def test_peak_tensor_memory_is_deterministic_and_sees_the_score_matrix():
+    from vtlib.window import window_attention, window_attention_explicit
+
+    x = torch.randn(1000)
+    with torch.no_grad(), PeakTensorMemory() as probe:
+        a = x * 2                        # 4000 bytes
+        b = a + 1                        # 4000 more, both alive
+        del a
+        c = b * 3                        # a is gone: still 8000 at most
+        del b, c
+    assert probe.peak == 8000 and probe.largest == 4000 and probe.now == 0
+    q = torch.randn(1, 1, 512, 4)
+    explicit = peak_tensor_memory(window_attention_explicit, q, q, q, 4)
+    blocked = peak_tensor_memory(window_attention, q, q, q, 4)
+    assert explicit["largest_bytes"] >= 512 * 512 * 4 > 20 * blocked["largest_bytes"]
+    assert peak_tensor_memory(window_attention, q, q, q, 4) == blocked

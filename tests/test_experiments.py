@@ -111,3 +111,101 @@ def test_timesformer_experiment_parts(monkeypatch):
     (probe,) = tsf.joint_probes(("tiny",), verbose=False)
     assert probe["probe"] == "tiny" and len(probe["train_loss_per_epoch"].split()) == 2
     assert 0 <= probe["test_auc"] <= 1 and probe["sincos_time_scale"] == 1.0
+
+
+# ------------------------------------------------------------------------------------------ VTN (notebook 10)
+def test_vtn_score_count_is_the_window_pattern():
+    from vtlib.experiments.vtn import window_score_count
+    from vtlib.window import window_mask
+
+    for frames in (1, 3, 8, 17, 40):
+        for window in (2, 8, 18, 100):
+            L = frames + 1
+            is_global = torch.zeros(1, L, dtype=torch.bool)
+            is_global[0, 0] = True
+            assert window_score_count(frames, window) == int(window_mask(L, window // 2, None, is_global).sum())
+            assert window_score_count(frames, window, global_cls=False) == int(window_mask(L, window // 2).sum())
+    assert window_score_count(4095, 18) < 21 * 4096 < 4096 ** 2             # 19 per frame + the CLS row and column
+
+
+def test_vtn_sweep_swaps_full_attention_into_the_window_model():
+    from vtlib.experiments.vtn import _vtn_model
+    from vtlib.models.vtn import VTN, FrameCNN, FullBlock, use_full_attention
+
+    kw = dict(dim=16, depth=2, heads=2, window=4, max_frames=12)
+    torch.manual_seed(0)
+    full = _vtn_model(FrameCNN(out_dim=16), attention="full", freeze=True, **kw)
+    torch.manual_seed(0)
+    swapped = use_full_attention(VTN(backbone=FrameCNN(out_dim=16), freeze_backbone=True, **kw))
+    assert all(isinstance(b, FullBlock) for b in full.blocks) and full.freeze_backbone
+    assert all(torch.equal(p, q) for p, q in zip(full.state_dict().values(), swapped.state_dict().values()))
+    torch.manual_seed(0)
+    assert _vtn_model(None, **kw).attention == "window"
+    with pytest.raises(VtlibError, match="attention"):
+        _vtn_model(None, attention="sparse", **kw)
+
+
+def test_vtn_stored_features_and_on_features_give_the_model_logits():
+    from vtlib.experiments.vtn import OnFeatures, SliceClassifier, as_feature_clips, stored_features
+    from vtlib.models.vtn import VTN, FrameCNN
+
+    torch.manual_seed(0)
+    model = VTN(dim=16, depth=1, heads=2, window=4, max_frames=12, head_drop=0.0).eval()
+    x = torch.randn(5, 1, 12, 16, 16)
+    f = stored_features(model, x, batch=2, chunk=7)
+    assert f.shape == (5, 12, 16) and not f.requires_grad
+    with torch.no_grad():
+        assert torch.allclose(OnFeatures(model)(as_feature_clips(f)), model(x), atol=1e-5)
+    net = SliceClassifier(FrameCNN(out_dim=8), num_classes=3)
+    assert net(torch.randn(4, 1, 1, 16, 16)).shape == (4, 3)
+    with pytest.raises(VtlibError, match="single frames"):
+        net(x)
+    with pytest.raises(VtlibError, match="out_dim"):
+        SliceClassifier(nn.Conv2d(1, 2, 3))
+
+
+def test_vtn_frame_splits_balance_events_and_empty_frames():
+    from vtlib.data import make_order_videos
+    from vtlib.experiments.vtn import frame_splits
+
+    splits = {"train": make_order_videos(40, frames=64, seed=0), "val": make_order_videos(20, frames=64, seed=1)}
+    out = frame_splits(splits, clips=10)
+    x, y = out["train"]
+    assert x.shape[1:] == (1, 1, 8, 8) and (y == 0).sum() == (y > 0).sum() == 10 * 2 * 4
+    bright = (x[:, 0, 0] > 0.6).flatten(1).sum(1)
+    assert (bright[y == 1] >= 7).all() and (bright[y == 2] >= 12).all() and (bright[y == 0] <= 3).all()
+
+
+def test_vtn_sweep_is_resumable(tmp_path, monkeypatch):
+    from vtlib.experiments import vtn
+
+    calls = []
+
+    def fake(config, seed):
+        calls.append((config, seed))
+        return {"part": "order", "config": config, "seed": seed, "epochs": 1, "best_epoch": 1, "val_auc": 0.5,
+                "test_auc": 0.5 + seed / 10, "test_acc": 0.5, "params": 1, "train_seconds": 0.1, "window": 8,
+                "depth": 2, "global_cls": True, "backbone": "x", "frozen_backbone": True}
+
+    monkeypatch.setitem(vtn.RUNNERS, "order", (fake, {"global": {}, "local": {}}))
+    out = tmp_path / "vtn.csv"
+    vtn.sweep(("order",), seeds=(0, 1), out=out, verbose=False)
+    assert calls == [("global", 0), ("global", 1), ("local", 0), ("local", 1)]
+    vtn.sweep(("order",), seeds=(0, 1, 2), out=out, verbose=False)        # only seed 2 is new
+    assert calls[4:] == [("global", 2), ("local", 2)]
+    rows = read_csv(out)
+    assert len(rows) == 6 and all(r["command"] == vtn.COMMAND for r in rows)
+    summary = {r["config"]: r for r in read_csv(tmp_path / "vtn_summary.csv")}
+    assert summary["global"]["n"] == "3" and float(summary["global"]["test_auc_mean"]) == pytest.approx(0.6)
+
+
+def test_vtn_cost_rows():
+    pytest.importorskip("transformers")
+    from vtlib.experiments.vtn import cost_rows
+
+    rows = cost_rows((8, 40), verbose=False, dim=16, heads=2, window=4)
+    by = {(r["frames"], r["impl"]): r for r in rows}
+    assert set(by) == {(t, i) for t in (8, 40) for i in ("window", "window-explicit", "full", "hf-longformer")}
+    assert by[40, "full"]["scores_per_head"] == 41 ** 2 and by[40, "window"]["scores_per_head"] < 41 * 8
+    assert by[40, "window-explicit"]["largest_mib"] > by[40, "window"]["largest_mib"]
+    assert all(r["mflops"] > 0 and r["cpu_ms"] >= 0 for r in rows)

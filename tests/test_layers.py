@@ -80,3 +80,16 @@ def test_the_checker_sees_imports_inside_functions():
     assert "vtlib.hf" in GRAPH["vtlib.bench"]
     assert layer("vtlib.hf.common") == layer("vtlib.hf.videomae") == layer("vtlib.train") == 2
     assert layer("vtlib.stats") == 0 and layer("vtlib.models.vivit") == 1 and layer("vtlib.lab") == 3
+
+
+def test_the_benchmark_does_not_depend_on_the_experiments():
+    """vtlib.bench (a command, like the experiments) imports nothing from vtlib.experiments, directly or
+    through the modules it imports, at the top or inside a function."""
+    seen, todo = set(), ["vtlib.bench"]
+    while todo:
+        for m in GRAPH[todo.pop()] - seen:
+            seen.add(m)
+            todo.append(m)
+    bad = sorted(m for m in seen if m == "vtlib.experiments" or m.startswith("vtlib.experiments."))
+    assert not bad, f"vtlib.bench depends on {bad}"
+    assert {"vtlib.models.vtn", "vtlib.hf.longformer", "vtlib.records"} <= GRAPH["vtlib.bench"]

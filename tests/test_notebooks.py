@@ -65,3 +65,15 @@ def test_time_header_says_what_was_measured(path):
     assert m.group("phrase") == time_phrase(seconds), (
         f"{path.name} says '{m.group('phrase')}', nbval measured {seconds:.0f} s ({time_phrase(seconds)}): "
         "run tools/notebook_tools.py headers")
+
+
+def test_readme_course_time_is_the_measured_total():
+    from notebook_tools import read_times
+
+    seconds = read_times()
+    m = re.search(r"the whole course in about (\d+) minutes", README)
+    assert m, "README should say how long the whole course takes"
+    assert int(m.group(1)) == round(sum(seconds.values()) / 60), (
+        f"README says {m.group(1)} minutes, results/notebook_times.csv sums to {sum(seconds.values()):.0f} s")
+    assert set(seconds) == {p.stem for p in NOTEBOOKS}, "time every notebook: tools/notebook_tools.py times"
+    assert max(seconds.values()) <= 240 and sum(seconds.values()) <= 900, "over the 4 / 15 minute budgets"

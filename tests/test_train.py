@@ -391,7 +391,7 @@ def _model_builders() -> dict:
         "VideoMAE": [lambda: videomae.VideoMAE(**small)],
         "VideoMAEClassifier": [lambda: videomae.VideoMAEClassifier(**small)],
         "ConvViT": [lambda: convvit.ConvViT(stem=(4, 8), **small)],
-        "VTN": [lambda: vtn.VTN(dim=24, depth=1, heads=2)],
+        "VTN": [lambda a=a: vtn.VTN(dim=24, depth=1, heads=2, attention=a) for a in ("window", "full")],
         "FrameTemporalCNN": [lambda: cnn_temporal.FrameTemporalCNN()],
         "R2Plus1dCNN": [lambda: cnn_temporal.R2Plus1dCNN()],
         "FusionCNN": [lambda f=f: fusion.FusionCNN(fusion=f) for f in ("single", "late", "early", "slow")],
@@ -401,7 +401,8 @@ def _model_builders() -> dict:
         "FactorisedSelfAttentionBlock": "ViViTFactorisedSelfAttention", "Mixer": "TimeSformer",
         "FactorisedBlock": "TimeSformer", "CrossAttention": "GatedTubeViT", "VideoMAEEncoder": "VideoMAE",
         "VideoMAEDecoder": "VideoMAE", "ConvStem": "ConvViT", "FrameCNN": "VTN", "WindowBlock": "VTN",
-        "ImageBackbone": "VTN (wraps any image model)", "Conv2Plus1d": "R2Plus1dCNN", "BasicBlock": "ResNet3D",
+        "FullBlock": "VTN", "ImageBackbone": "VTN (wraps any image model)", "Conv2Plus1d": "R2Plus1dCNN",
+        "BasicBlock": "ResNet3D",
     }
 
 

@@ -7,7 +7,7 @@ from torch import nn
 from torch.testing import assert_close
 
 from vtlib.errors import VtlibError
-from vtlib.models.vtn import VTN, FrameCNN, ImageBackbone
+from vtlib.models.vtn import VTN, FrameCNN, FullBlock, ImageBackbone, WindowBlock, use_full_attention
 
 
 def small(**kw) -> VTN:
@@ -153,6 +153,48 @@ def test_frame_cnn():
         FrameCNN(widths=())
 
 
+WINDOW_BLOCK_KEYS = {f"{m}.{p}" for p in ("weight", "bias") for m in (
+    "norm1", "norm2", "mlp.fc1", "mlp.fc2", "attn.proj",
+    "attn.query", "attn.key", "attn.value", "attn.query_global", "attn.key_global", "attn.value_global")}
+
+
+def test_window_is_the_default_and_keeps_its_parameter_names():
+    m = small(depth=2)
+    assert m.attention == "window" and m.window == 2 and all(isinstance(b, WindowBlock) for b in m.blocks)
+    for i in (0, 1):
+        assert {k[len(f"blocks.{i}."):] for k in m.state_dict() if k.startswith(f"blocks.{i}.")} == WINDOW_BLOCK_KEYS
+    assert small(depth=2, attention="window").state_dict().keys() == m.state_dict().keys()
+    full_keys = set(small(depth=2, attention="full").state_dict())
+    outside = {k for k in m.state_dict() if not k.startswith("blocks.")}
+    assert {k for k in full_keys if not k.startswith("blocks.")} == outside and "blocks.0.attn.qkv.weight" in full_keys
+
+
+def test_full_attention_sees_every_real_frame():
+    full = small(depth=2, attention="full")
+    assert full.window is None and all(isinstance(b, FullBlock) for b in full.blocks)
+    f = torch.randn(2, 10, 16)
+    keep = torch.ones(2, 10, dtype=torch.bool)
+    keep[1, 6:] = False
+    with torch.no_grad():
+        padded = full.classify_features(torch.where(keep[..., None], f, 100.0), keep=keep)
+        assert torch.allclose(padded[1], full.classify_features(f[1:, :6])[0], atol=1e-5)
+        g = f.clone()
+        g[:, -1] = torch.randn(2, 16)                      # (a constant shift would vanish in LayerNorm)
+        assert (full.classify_features(f) - full.classify_features(g)).abs().max() > 1e-4   # the CLS sees frame 9
+        assert full(clip()).shape == (2, 3)
+
+
+def test_use_full_attention_swaps_the_blocks_of_a_built_model():
+    model = small(depth=2)
+    swapped = use_full_attention(model)
+    assert swapped is model and model.window is None and model.attention == "full"
+    assert all(isinstance(b, FullBlock) for b in model.blocks)
+    built = small(depth=2, attention="full")
+    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in built.state_dict().items()}
+    with pytest.raises(VtlibError, match="VTN"):
+        use_full_attention(nn.Linear(2, 2))
+
+
 def test_errors():
     m = small()
     x = clip()
@@ -167,6 +209,7 @@ def test_errors():
         (lambda: m.classify_features(torch.randn(2, 5, 16), frame_ids=torch.arange(8, 13)), "max_frames"),
         (lambda: m.classify_features(torch.randn(2, 5, 16), frame_ids=torch.arange(5.0)), "int64"),
         (lambda: VTN(window=3), "window"),
+        (lambda: VTN(attention="sparse"), "attention"),
         (lambda: VTN(dim=16, heads=3), "heads"),
         (lambda: VTN(backbone="resnet"), "backbone"),
         (lambda: VTN(backbone=nn.Identity(), dim=16, heads=2)(clip()), "backbone"),

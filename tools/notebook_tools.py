@@ -63,12 +63,14 @@ def measure_times(junit: Path | None = None) -> dict[str, float]:
         subprocess.run([sys.executable, "-m", "pytest", "notebooks", "--nbval", "--nbval-current-env",
                         "--nbval-sanitize-with", "notebooks/sanitize.cfg", "-p", "no:cacheprovider", "-q",
                         f"--junitxml={junit}"], cwd=REPO, env=env, check=False)
+    stems = sorted(p.stem for p in NB_DIR.glob("*.ipynb"))
     seconds: dict[str, float] = {}
-    for case in ET.parse(junit).iter("testcase"):
-        stem = Path(case.get("file") or case.get("classname", "").replace(".", "/")).stem
-        stem = next((s.stem for s in NB_DIR.glob("*.ipynb") if s.stem in (case.get("classname") or stem)), stem)
-        seconds[stem] = seconds.get(stem, 0.0) + float(case.get("time", 0))
-    return {k: v for k, v in sorted(seconds.items()) if (NB_DIR / f"{k}.ipynb").exists()}
+    for case in ET.parse(junit).iter("testcase"):    # classname "notebooks.NN_name.ipynb", name "Cell k"
+        where = f"{case.get('classname', '')} {case.get('file', '')}"
+        stem = next((s for s in stems if f"{s}.ipynb" in where or f"{s}/ipynb" in where), None)
+        if stem is not None:
+            seconds[stem] = seconds.get(stem, 0.0) + float(case.get("time", 0))
+    return dict(sorted(seconds.items()))
 
 
 def write_times(seconds: dict[str, float], path: Path = TIMES_CSV) -> None:

@@ -194,6 +194,33 @@ def _cnn(kind: str, **kwargs) -> Callable[[BenchConfig], nn.Module]:
     return build
 
 
+VTN_WINDOW = 18                                    # the authors' attention_window: 9 frames on each side
+
+
+def _vtn(attention: str) -> Callable[[BenchConfig], nn.Module]:
+    """VTN's temporal encoder on every frame of the clip. Each frame (C, H, W) is flattened and mapped
+    to ``dim`` by one Linear (a stand-in backbone, so that the temporal encoder dominates the cost), then
+    [CLS] + learned positions, ``depth`` window blocks (window ``VTN_WINDOW``, the CLS global) or full
+    attention blocks, and VTN's head. One token per frame: pass ``--tubelet 1 H W`` so that the
+    ``tokens`` column counts the frames, and grow the frames with ``--video T H W``."""
+    def build(cfg: BenchConfig) -> nn.Module:
+        from vtlib.models.vtn import VTN, ImageBackbone
+
+        T, H, W = cfg.video_shape
+        frame = ImageBackbone(nn.Sequential(nn.Flatten(), nn.Linear(cfg.in_channels * H * W, cfg.dim)),
+                              out_dim=cfg.dim)
+        return VTN(backbone=frame, attention=attention, dim=cfg.dim, depth=cfg.depth, heads=cfg.heads,
+                   window=VTN_WINDOW, num_classes=cfg.num_classes, max_frames=T, in_channels=cfg.in_channels,
+                   mlp_ratio=cfg.mlp_ratio, head_drop=0.0)
+    return build
+
+
+def _hf_vtn(model: nn.Module) -> nn.Module:
+    from vtlib.hf.longformer import use_hf_attention
+
+    return use_hf_attention(model)
+
+
 # The registry: a static table; every build and reference imports its model when first called, so
 # importing vtlib.bench loads neither the models nor transformers.
 ENTRIES.update({
@@ -207,6 +234,11 @@ ENTRIES.update({
     **{f"resnet18_{conv}": Entry(_cnn("resnet3d", conv=conv), description=f"MedMNIST v2's ResNet-18 + {conv}")
        for conv in ("3d", "2.5d", "acs")},
     "frame_temporal": Entry(_cnn("frame_temporal"), description="per-frame 2D conv + temporal conv"),
+    # VTN: the temporal encoder with vtlib's window attention against Hugging Face's Longformer attention
+    # (same weights, same blocks), and with full attention; grow the frames with --video T H W
+    "vtn": Entry(_vtn("window"), _hf_vtn, "transformers LongformerSelfAttention (same weights, same blocks)",
+                 f"VTN temporal encoder, window {VTN_WINDOW} frames, global CLS"),
+    "vtn_full": Entry(_vtn("full"), description="VTN temporal encoder with full attention over the frames (SDPA)"),
     "r2plus1d": Entry(_cnn("r2plus1d"), description="(2+1)D convolutions"),
 })
 
@@ -501,7 +533,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     if a.out:
         import transformers
 
-        from vtlib.experiments.common import provenance, write_csv
+        from vtlib.records import provenance, write_csv
 
         prov = provenance()
         extra = {"torch": prov["torch"], "transformers": transformers.__version__, "platform": prov["platform"],

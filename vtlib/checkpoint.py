@@ -82,7 +82,7 @@ def check_fingerprint(saved: dict | None, model: nn.Module, path: str | os.PathL
         shown = "; ".join(diffs[:4]) + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else "")
         raise VtlibError(f"{name}: expected a checkpoint of this model, got {path}, written by a "
                          f"different one (saved vs now: {shown}). Fix: build the model with the same "
-                         "arguments, or pass a new checkpoint_path")
+                         f"arguments{', or pass a new checkpoint_path' if name == 'checkpoint_path' else ''}")
 
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> None:

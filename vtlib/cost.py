@@ -1,4 +1,4 @@
-"""What attention costs: FLOP formulas for one sample, score-matrix memory, and a FLOP meter.
+"""What attention costs: FLOP formulas for one sample, score-matrix memory, a FLOP meter and a memory probe.
 
 Convention: one multiply-add = 2 FLOPs, as ``torch.utils.flop_counter.FlopCounterMode`` counts
 matrix products (a (n, k) @ (k, m) product costs 2·n·k·m). Biases, softmax, LayerNorm, GELU,
@@ -18,15 +18,21 @@ not know, so it counts **0** FLOPs for the attention core (the 4·N²·D terms).
 :func:`measure_flops` therefore runs the model under the MATH SDPA backend by default, where
 SDPA is computed with ordinary matrix products that the counter sees; the count is then the
 same on every device.
+
+Memory: :class:`PeakTensorMemory` (and :func:`peak_tensor_memory`) add up the bytes of the tensors
+that torch ops create and that are alive at once, so the peak depends only on the ops and shapes.
 """
 from __future__ import annotations
 
 import statistics
 import time
+import weakref
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
 from vtlib.block import mlp_hidden_dim
@@ -118,3 +124,53 @@ def cpu_ms_per_clip(model: nn.Module, x: torch.Tensor, repeats: int = 3) -> floa
         model(x)
         times.append(time.process_time() - t0)
     return 1000 * statistics.median(times) / x.shape[0]
+
+
+class PeakTensorMemory(TorchDispatchMode):
+    """Inside ``with PeakTensorMemory() as m:``, the bytes of the tensors created by torch ops that are
+    alive at the same time: ``m.peak`` (their largest sum) and ``m.largest`` (the largest one).
+
+    Tensors that existed before the block (weights, the input) are not counted; a view or an in-place
+    result shares its input's storage and is not counted again. The numbers depend only on the ops
+    and the shapes, so they are the same on every machine (unlike the process's resident memory,
+    which adds the allocator's own reserve). Use it for inference (``torch.no_grad()``): tensors that
+    autograd keeps for the backward pass are not seen once Python drops them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: dict[int, int] = {}
+        self.sizes: dict[int, int] = {}
+        self.now = self.peak = self.largest = 0
+
+    def _release(self, ptr: int) -> None:
+        self.refs[ptr] -= 1
+        if self.refs[ptr] == 0:
+            del self.refs[ptr]
+            self.now -= self.sizes.pop(ptr)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        inputs = {a.untyped_storage().data_ptr() for a in tree_flatten((args, kwargs))[0] if isinstance(a, Tensor)}
+        for t in tree_flatten(out)[0]:
+            if not isinstance(t, Tensor):
+                continue
+            storage = t.untyped_storage()
+            ptr = storage.data_ptr()
+            if ptr == 0 or (ptr in inputs and ptr not in self.refs):    # empty, or a view of an older tensor
+                continue
+            if ptr not in self.refs:
+                self.refs[ptr], self.sizes[ptr] = 0, storage.nbytes()
+                self.now += storage.nbytes()
+                self.peak, self.largest = max(self.peak, self.now), max(self.largest, storage.nbytes())
+            self.refs[ptr] += 1
+            weakref.finalize(t, self._release, ptr)
+        return out
+
+
+def peak_tensor_memory(fn, *args, **kwargs) -> dict[str, int]:
+    """Run ``fn(*args, **kwargs)`` without autograd; {"peak_bytes", "largest_bytes"} (see PeakTensorMemory)."""
+    with torch.no_grad(), PeakTensorMemory() as probe:
+        out = fn(*args, **kwargs)
+        del out
+    return {"peak_bytes": probe.peak, "largest_bytes": probe.largest}

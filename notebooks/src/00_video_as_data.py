@@ -11,7 +11,7 @@
 # - the MedMNIST v2 3D baseline table every later notebook is compared with.
 #
 # **Prerequisites:** Python, NumPy and a little PyTorch (tensors, shapes).
-# **Time:** about 1 minute to run on a 2-core CPU.
+# **Time:** about a minute to run on a 2-core CPU.
 # **Paper:** Yang et al., *MedMNIST v2*, Scientific Data 10:41 (2023), <https://medmnist.com>.
 
 # %% [markdown]

@@ -14,7 +14,7 @@
 # - how to run a trained model on clips with another number of frames: interpolate or slice the time code.
 #
 # **Prerequisites:** notebooks 00 (clips, the `direction` task) and 01 (tubelets, token order `(t h w)`).
-# **Time:** about 1.5 minutes on a 2-core CPU (most of it trains five small models).
+# **Time:** about 2 minutes on a 2-core CPU (most of it trains five small models).
 # **Papers:** Bertasius, Wang & Torresani, *Is Space-Time Attention All You Need for Video Understanding?*
 # (TimeSformer), ICML 2021, <https://arxiv.org/abs/2102.05095>; Tong et al., *VideoMAE*, NeurIPS 2022,
 # <https://arxiv.org/abs/2203.12602>.

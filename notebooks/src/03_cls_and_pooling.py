@@ -15,7 +15,7 @@
 #
 # **Prerequisites:** notebooks 01 (tubelet tokens) and 02 (position embeddings); attention as
 # "softmax of dot products, then a weighted sum" (notebook 04 builds it in full).
-# **Time:** about 3 minutes to run on a 2-core CPU.
+# **Time:** about a minute to run on a 2-core CPU.
 # **Papers:** Arnab et al., *ViViT*, ICCV 2021, <https://arxiv.org/abs/2103.15691>;
 # Piergiovanni et al., *Rethinking Video ViTs: Sparse Video Tubes* (TubeViT), CVPR 2023,
 # <https://arxiv.org/abs/2212.03229>; Tong et al., *VideoMAE*, NeurIPS 2022, <https://arxiv.org/abs/2203.12602>.
@@ -365,7 +365,7 @@ print("the attention pool stays close to mean pooling (> 100 effective tokens of
 #   the 112 tokens, the rest of its weight spread thinly over the background.
 # - **The attention pool barely moved away from mean pooling.** Its query starts small (std 0.02), so
 #   its weights start uniform (section 4), and training gave it little reason to change them: they
-#   stay between 0.79 and 1.14 times 1/112, if anything a little *lower* on the gland (0.13 of the
+#   stay between 0.79 and 1.15 times 1/112, if anything a little *lower* on the gland (0.13 of the
 #   weight on 0.14 of the tubelets). It trains as "mean pooling plus a linear layer".
 # - Neither map explains a decision. Attention weights say where a read-out *reads*, not what it found
 #   there, and after 4 blocks of global attention every token already carries information from

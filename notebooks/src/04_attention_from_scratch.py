@@ -17,7 +17,7 @@
 #
 # **Prerequisites:** notebooks 01 (tubelet tokens, the (t h w) token order) and 03 (the CLS token).
 # Matrix products and softmax.
-# **Time:** about 2 minutes on a 2-core CPU (most of it trains a small ViViT for about a minute).
+# **Time:** under a minute on a 2-core CPU.
 # **Papers:** Vaswani et al., *Attention is all you need* (2017), <https://arxiv.org/abs/1706.03762>;
 # Arnab et al., *ViViT* (ICCV 2021), <https://arxiv.org/abs/2103.15691>.
 

@@ -13,7 +13,7 @@
 # - where the CLS token looks over space and time: last-block attention and attention rollout.
 #
 # **Prerequisites:** notebooks 01 (tubelets), 02 (positions), 03 (CLS token) and 04 (attention, blocks).
-# **Time:** about 3 minutes on a 2-core CPU (most of it trains a small ViViT for 8 epochs).
+# **Time:** under a minute on a 2-core CPU (most of it trains a small ViViT for 8 epochs).
 # **Paper:** Arnab et al., *ViViT: A Video Vision Transformer*, ICCV 2021, <https://arxiv.org/abs/2103.15691>.
 
 # %% [markdown]

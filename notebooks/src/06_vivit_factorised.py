@@ -15,7 +15,7 @@
 # - ViViT's Table 2 at small scale on AdrenalMNIST3D: which of the paper's orderings hold here.
 #
 # **Prerequisites:** notebook 04 (attention, masks, FLOP formulas) and notebook 05 (Model 1).
-# **Time:** about 2 minutes to run on a 2-core CPU.
+# **Time:** under a minute to run on a 2-core CPU.
 # **Paper:** Arnab et al., *ViViT: A Video Vision Transformer*, ICCV 2021,
 # <https://arxiv.org/abs/2103.15691> (section 3.3 and Table 2).
 

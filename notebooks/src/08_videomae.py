@@ -13,7 +13,7 @@
 #
 # **Prerequisites:** notebooks 01 (tubelets), 02 (sin-cos positions), 03 (mean pooling),
 # 04 (attention and masks) and 05 (the training loop).
-# **Time:** about 2 minutes on a 2-core CPU (the long pre-training is loaded from `results/`).
+# **Time:** under a minute on a 2-core CPU (the long pre-training is loaded from `results/`).
 # **Paper:** Tong et al., *VideoMAE: Masked Autoencoders are Data-Efficient Learners for
 # Self-Supervised Video Pre-Training*, NeurIPS 2022, <https://arxiv.org/abs/2203.12602>.
 
@@ -282,7 +282,7 @@ print("encoder matches transformers VideoMAEModel:", torch.allclose(small.encode
 #
 #     python -m vtlib.experiments.videomae --parts pretrain
 #
-# This notebook loads it from `results/videomae_pretrain.pt` (487 kB) when it is there, and
+# This notebook loads it from `results/videomae_pretrain.pt` (490 kB) when it is there, and
 # otherwise pre-trains for 10 epochs live (about a minute more; the pictures are then blurrier).
 
 # %%

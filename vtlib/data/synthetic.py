@@ -13,26 +13,36 @@ wraps around at its edges, so where the object is in any one frame says nothing 
 
 Everything is drawn from one seeded generator and rendered with broadcasting (no loops over
 clips or frames), so thousands of clips take well under a second.
+
+Long videos (notebook 10): ``make_order_videos`` makes clips of hundreds of frames (default 256 of
+8 x 8) in which a blob and a bar each appear for a few frames, at least ``gap`` frames apart; the label
+is which came first. Both classes hold the same events at the same times, only swapped, so only a
+model that relates two frames far apart can beat chance. ``order_video_events`` gives the times.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
 from vtlib.errors import bad_arg, check_choice, check_positive_int
 
-TASKS = ("direction", "shape")
+SYNTHETIC_TASKS = ("direction", "shape")
 
 
 def make_motion_videos(n: int, task: str = "direction", frames: int = 28, size: int = 28,
                        seed: int = 0, noise: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` clips (n, 1, frames, size, size) and balanced labels (n,) int64."""
     check_positive_int("n", n)
-    check_choice("task", task, TASKS)
+    check_choice("task", task, SYNTHETIC_TASKS)
     check_positive_int("frames", frames)
+    if task == "direction" and frames < 2:
+        raise bad_arg("frames", "at least 2 frames for the direction task (one frame shows no motion, so "
+                      "its labels would mean nothing)", frames, "use frames=28, or task='shape'")
     if not isinstance(size, int) or size < 12:
         raise bad_arg("size", "an int >= 12 (room for the object to move)", repr(size), "use 28 or 64")
-    if noise < 0:
-        raise bad_arg("noise", "a non-negative std", noise, "use e.g. noise=0.05")
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0:
+        raise bad_arg("noise", "a finite, non-negative std", repr(noise), "use e.g. noise=0.05 (0 for none)")
     g = torch.Generator().manual_seed(seed)
     u = lambda *shape: torch.rand(*shape, generator=g)  # noqa: E731
 
@@ -90,3 +100,81 @@ def motion_x(x: torch.Tensor) -> torch.Tensor:
     a = centroid_x(x)
     step = torch.remainder(a[:, 1:] - a[:, :-1] + torch.pi, 2 * torch.pi) - torch.pi
     return step.sum(1) * x.shape[-1] / (2 * torch.pi)
+
+
+
+# ------------------------------------------------------------------------------ long videos: order
+def _order_layout(n, frames, size, gap, event_frames, lead, noise, seed):
+    """Check the arguments of make_order_videos; draw labels, event times and places from ``seed``."""
+    check_positive_int("n", n)
+    check_positive_int("frames", frames)
+    check_positive_int("event_frames", event_frames)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 4:
+        raise bad_arg("size", "an int >= 4 (room for a 3 x 3 blob and a bar)", repr(size), "use size=8")
+    gap = frames // 2 if gap is None else gap
+    lead = frames // 16 if lead is None else lead
+    for name, v in (("gap", gap), ("lead", lead)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise bad_arg(name, "an int >= 0 (frames)", repr(v),
+                          f"pass e.g. {name}={frames // 2 if name == 'gap' else 0}")
+    if gap < event_frames:
+        raise bad_arg("gap", f"at least event_frames={event_frames}, so that the two events do not overlap", gap,
+                      f"pass gap >= {event_frames}, or shorter events")
+    need = 2 * lead + gap + event_frames
+    if frames < need:
+        raise bad_arg("frames", f"at least 2 * lead + gap + event_frames = {need} (lead={lead}, gap={gap}, "
+                                f"event_frames={event_frames})", frames,
+                      f"pass frames >= {need}, or a smaller gap or lead")
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
+        raise bad_arg("noise", "a non-negative std", repr(noise), "use e.g. noise=0.1")
+    g = torch.Generator().manual_seed(seed)
+    labels = (torch.arange(n) % 2)[torch.randperm(n, generator=g)]
+    last = frames - lead - event_frames                           # the latest start of any event
+    t1 = lead + (torch.rand(n, generator=g) * (last - gap - lead + 1)).long()         # [lead, last - gap]
+    t2 = t1 + gap + (torch.rand(n, generator=g) * (last - gap - t1 + 1)).long()      # [t1 + gap, last]
+    blob_first = labels == 0
+    times = torch.stack([torch.where(blob_first, t1, t2), torch.where(blob_first, t2, t1)], dim=1)  # (n, 2)
+    places = torch.stack([torch.randint(0, size - 2, (n,), generator=g),   # blob: top row of a 3 x 3 square
+                          torch.randint(0, size - 2, (n,), generator=g),   # blob: left column
+                          torch.randint(0, size - 1, (n,), generator=g)],  # bar: top row of 2 full rows
+                         dim=1)
+    return g, labels.long(), times, places
+
+
+def order_video_events(n: int, frames: int = 256, size: int = 8, gap: int | None = None, event_frames: int = 4,
+                       lead: int | None = None, noise: float = 0.1, seed: int = 0) -> torch.Tensor:
+    """The start frames of the two events of the clips ``make_order_videos`` makes with the same
+    arguments: (n, 2) int64, column 0 the blob, column 1 the bar (no pixels are rendered)."""
+    return _order_layout(n, frames, size, gap, event_frames, lead, noise, seed)[2]
+
+
+def make_order_videos(n: int, frames: int = 256, size: int = 8, gap: int | None = None, event_frames: int = 4,
+                      lead: int | None = None, noise: float = 0.1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Long noisy clips whose label is the ORDER of two short events far apart in time.
+
+    Each clip (1, frames, size, size) is noise around a dim background (0.2). Two events of
+    ``event_frames`` frames each appear in it: a **blob** (a bright 3 x 3 square at a random place)
+    and a **bar** (two bright full-width rows at a random height). Label 0: the blob comes first;
+    label 1: the bar comes first. The second event starts at least ``gap`` frames after the first
+    (default ``frames // 2``), and no event starts in the first ``lead`` frames or ends in the last
+    ``lead`` (default ``frames // 16``). The two classes have the same event times, only with the
+    events swapped, so no single frame, and no statistic of the set of frames, carries a signal: a
+    model has to relate two frames at least ``gap`` apart. ``order_video_events`` returns the times.
+
+    Returns clips (n, 1, frames, size, size) float32 in [0, 1] and balanced labels (n,) int64
+    (n // 2 of class 1, shuffled). One seeded generator, broadcasting only: deterministic and fast.
+    """
+    g, labels, times, places = _order_layout(n, frames, size, gap, event_frames, lead, noise, seed)
+    pix = torch.arange(size)
+    rows = (pix[None, :] - places[:, :1]).clamp(min=-1)           # (n, H): offset from the blob's top row
+    cols = (pix[None, :] - places[:, 1:2]).clamp(min=-1)
+    blob = ((rows >= 0) & (rows < 3))[:, :, None] & ((cols >= 0) & (cols < 3))[:, None, :]      # (n, H, W)
+    bar_rows = pix[None, :] - places[:, 2:3]
+    bar = ((bar_rows >= 0) & (bar_rows < 2))[:, :, None].expand(n, size, size)                 # (n, H, W)
+    t = torch.arange(frames)[None, :]
+    on = [(t >= times[:, i:i + 1]) & (t < times[:, i:i + 1] + event_frames) for i in (0, 1)]   # (n, T) each
+    lit = (on[0][:, :, None, None] & blob[:, None]) | (on[1][:, :, None, None] & bar[:, None])  # (n, T, H, W)
+    video = 0.2 + 0.7 * lit.float()
+    if noise > 0:
+        video = video + noise * torch.randn(video.shape, generator=g)
+    return video.clamp(0, 1).unsqueeze(1).contiguous(), labels

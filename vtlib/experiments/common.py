@@ -7,12 +7,9 @@ version. Every row records seed, epochs, device and the command that produced it
 """
 from __future__ import annotations
 
-import csv
 import math
 import os
-import platform
 import statistics
-import sys
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from vtlib.errors import bad_arg
+from vtlib.records import provenance, read_csv, write_csv  # noqa: F401 (re-exported)
 from vtlib.train import TrainConfig, fit
 from vtlib.utils import count_parameters, get_device
 
@@ -163,31 +161,6 @@ def format_summary(summary: list[dict], keys: tuple[str, ...] = ("test_auc", "te
     return "\n".join(lines)
 
 
-def provenance() -> dict:
-    """What produced a results file: command, torch version, platform, threads."""
-    main = sys.modules.get("__main__")
-    module = getattr(getattr(main, "__spec__", None), "name", None) or Path(sys.argv[0]).stem
-    return {"command": f"python -m {module}",
-            "argv": " ".join(sys.argv[1:]), "torch": torch.__version__, "platform": platform.platform(),
-            "threads": torch.get_num_threads()}
-
-
-def write_csv(rows: list[dict], path: str | os.PathLike) -> Path:
-    """Write rows atomically (temp file + rename); columns are the union of the rows' keys."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cols: list[str] = []
-    for r in rows:
-        cols += [k for k in r if k not in cols]
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
-    return path
-
-
 def write_results(rows: list[dict], path: str | os.PathLike, command: str) -> Path:
     """Stamp rows with provenance, write them and their mean/std summary (``<name>_summary.csv``)."""
     prov = {**provenance(), "command": command}
@@ -197,11 +170,6 @@ def write_results(rows: list[dict], path: str | os.PathLike, command: str) -> Pa
     print(format_summary(summary))
     print("wrote", path, "and", summary_path)
     return path
-
-
-def read_csv(path: str | os.PathLike) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def merge_rows(path: str | os.PathLike, new_rows: list[dict], key: str) -> list[dict]:

@@ -26,7 +26,9 @@ through the backbone ``chunk`` at a time, so a long video fits in memory; and ``
 stored, then ``classify_features(f)``, where only the small temporal encoder runs.
 
 ``global_cls=False`` makes the CLS an ordinary local token (the ablation): after one layer it has seen
-only the first w frames, after k layers the first k*w.
+only the first w frames, after k layers the first k*w. ``attention="full"`` (the other ablation) builds
+``FullBlock``s instead: every token attends to every real frame, O(T^2); ``use_full_attention(model)``
+swaps them into a window VTN that is already built (new weights for the blocks).
 """
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from vtlib.block import MLP, DropPath, drop_path_rates, mlp_hidden_dim
+from vtlib.attention import key_mask
+from vtlib.block import MLP, Block, DropPath, drop_path_rates, mlp_hidden_dim
 from vtlib.errors import bad_arg, check_choice, check_dropout, check_positive_int, check_rank
 from vtlib.pooling import ClsToken
 from vtlib.position import trunc_normal_
@@ -143,6 +146,20 @@ class WindowBlock(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
+class FullBlock(Block):
+    """A pre-norm block with full attention (SDPA) that takes WindowBlock's arguments: every token,
+    the CLS included, attends to every real token, so no token needs to be global.
+
+    forward(x (B, L, D), keep (B, L) bool | None, is_global (ignored)) -> (B, L, D).
+    """
+
+    def forward(self, x: Tensor, keep: Tensor | None = None, is_global: Tensor | None = None) -> Tensor:
+        return super().forward(x, mask=None if keep is None or bool(keep.all()) else key_mask(keep))
+
+
+ATTENTIONS = ("window", "full")
+
+
 class VTN(nn.Module):
     """VTN on clips (B, C, T, H, W) -> logits (B, num_classes); see the module docstring.
 
@@ -152,6 +169,8 @@ class VTN(nn.Module):
     ``freeze_backbone=True``: the backbone gets no gradient, runs without autograd and stays in eval mode.
     ``window``: the full window in frames (even, Hugging Face's ``attention_window``); ``max_frames``: the
     size of the position table (clips may have fewer frames, never more). ``head_drop``: dropout in the head.
+    ``attention``: "window" (WindowBlocks, the paper) or "full" (FullBlocks, O(T^2); ``window`` is then
+    unused and ``model.window`` is None). The option adds no parameter: a window VTN's state_dict is as before.
     """
 
     no_weight_decay = ("pos",)                                       # see vtlib.train.param_groups
@@ -160,8 +179,9 @@ class VTN(nn.Module):
                  window: int = 8, num_classes: int = 2, max_frames: int = 64, in_channels: int = 1,
                  feature_dim: int | None = None, mlp_ratio: float = 4.0, qkv_bias: bool = True, drop: float = 0.0,
                  attn_drop: float = 0.0, drop_path: float = 0.0, head_drop: float = 0.5, global_cls: bool = True,
-                 freeze_backbone: bool = False, eps: float = 1e-6) -> None:
+                 freeze_backbone: bool = False, attention: str = "window", eps: float = 1e-6) -> None:
         super().__init__()
+        check_choice("attention", attention, ATTENTIONS)
         for name, v in (("dim", dim), ("num_classes", num_classes), ("max_frames", max_frames),
                         ("in_channels", in_channels)):
             check_positive_int(name, v)
@@ -180,15 +200,18 @@ class VTN(nn.Module):
             backbone.requires_grad_(False)
             backbone.eval()
         self.dim, self.feature_dim, self.max_frames, self.in_channels = dim, feature_dim, max_frames, in_channels
-        self.global_cls, self.window = global_cls, window
+        self.global_cls, self.attention = global_cls, attention
+        self.window = window if attention == "window" else None
         self.proj = nn.Identity() if feature_dim == dim else nn.Linear(feature_dim, dim)
         self.cls = ClsToken(dim=dim, init_std=1.0)                   # the authors' randn(1, 1, D)
         pos = torch.zeros(max_frames + 1, dim)                       # rows 0..max_frames-1: frames; last: CLS
         trunc_normal_(pos, std=0.02)
         self.pos = nn.Parameter(pos)
+        block_kw = dict(dim=dim, heads=heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop,
+                        attn_drop=attn_drop, eps=eps)
         self.blocks = nn.ModuleList(
-            WindowBlock(dim=dim, heads=heads, window=window, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop,
-                        attn_drop=attn_drop, drop_path=rate, eps=eps)
+            WindowBlock(window=window, drop_path=rate, **block_kw) if attention == "window"
+            else FullBlock(drop_path=rate, **block_kw)
             for rate in drop_path_rates(depth, drop_path)
         )
         self.head = nn.Sequential(nn.LayerNorm(dim, eps=eps), nn.Linear(dim, dim), nn.GELU(),
@@ -289,3 +312,22 @@ class VTN(nn.Module):
         _check_chunk(chunk)
         return self.classify_features(self.features(x, chunk=chunk), frame_ids=frame_ids)
 
+
+def use_full_attention(model: VTN) -> VTN:
+    """Replace the temporal encoder's window blocks by FullBlocks of the same size (new weights, drawn
+    now): the same VTN with O(T^2) full attention over the frames. Returns ``model``.
+
+    ``VTN(..., attention="full")`` builds such a model directly, with other random weights: this swap
+    draws the new blocks after the whole window model. ``python -m vtlib.experiments.vtn`` builds its
+    full-attention runs this way, so that their recorded initialisation stays the same.
+    """
+    if not isinstance(model, VTN):
+        raise bad_arg("model", "a vtlib.models.vtn.VTN", type(model).__name__, "build a VTN first")
+    blocks = []
+    for b in model.blocks:
+        attn = b.attn
+        blocks.append(FullBlock(dim=attn.dim, heads=attn.heads, mlp_ratio=b.mlp.fc1.out_features / attn.dim,
+                                qkv_bias=attn.query.bias is not None, eps=b.norm1.eps))
+    model.blocks = nn.ModuleList(blocks).to(model.pos.device)
+    model.window, model.attention = None, "full"
+    return model
