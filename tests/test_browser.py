@@ -56,13 +56,11 @@ def lab(tmp_path):
     root.mkdir()
     shutil.copy(REPO / "notebooks" / NOTEBOOK, root / NOTEBOOK)   # the repo's notebook stays untouched
     port, token = _free_port(), "vtlib-browser-test"
-    cmd = course.lab_command()[:-1] if course.lab_command()[-1] == "--allow-root" else course.lab_command()
-    cmd = [sys.executable, *cmd[1:]]              # the same command, with this test's Python
+    cmd = course.lab_command()                    # the README command's arguments (--allow-root as root)
+    cmd[0] = sys.executable                       # with this test's Python
     cmd[cmd.index("notebooks")] = str(root)
     cmd += ["--no-browser", "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
-            "--LabApp.expose_app_in_browser=True", "--ServerApp.open_browser=False"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")
+            "--LabApp.expose_app_in_browser=True"]
     settings = tmp_path / "lab-settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)                  # render every cell, not only those scrolled into view
     (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))

@@ -37,13 +37,28 @@ def video_thw(video_shape) -> Triple:
                   "pass x.shape or (frames, height, width)")
 
 
+RESIZE_FIX = "resize with vtlib.data.resize, or build the model with video_shape=x.shape[2:]"
+
+
+def _check_not_empty(x: torch.Tensor) -> None:
+    if x.shape[0] == 0:
+        raise bad_arg("x", "at least one clip (B >= 1)", f"shape {tuple(x.shape)}",
+                      "skip empty batches (DataLoader(drop_last=...) or check the split)")
+
+
+def check_clip_shape(x: torch.Tensor, video_shape, fix: str = RESIZE_FIX) -> None:
+    """x must be clips (B, C, T, H, W) with (T, H, W) == ``video_shape``, the shape a model was built for."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 5 or tuple(x.shape[2:]) != tuple(video_shape):
+        got = f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise bad_arg("x", f"clips shaped (B, C, {', '.join(map(str, video_shape))})", got, fix)
+    _check_not_empty(x)
+
+
 def check_video(x: torch.Tensor, in_channels: int) -> None:
     """``x`` must be a float (B, C, T, H, W) clip with ``in_channels`` channels."""
     check_rank("x", x, 5, "B C T H W")
     check_float("x", x)
-    if x.shape[0] == 0:
-        raise bad_arg("x", "at least one clip (B >= 1)", f"shape {tuple(x.shape)}",
-                      "skip empty batches (DataLoader(drop_last=...) or check the split)")
+    _check_not_empty(x)
     if x.shape[1] != in_channels:
         raise bad_arg("x", f"{in_channels} channel(s) on axis 1 of (B, C, T, H, W)", f"shape {tuple(x.shape)}",
                       "for grayscale MedMNIST use x.unsqueeze(1) / C=1, or set in_channels to match")

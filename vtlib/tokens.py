@@ -31,23 +31,10 @@ from torch import nn
 from vtlib.errors import bad_arg, check_choice, check_divisible, check_positive_int, check_rank
 from vtlib.shapes import AXES, Triple, check_video, to_dtype_of, triple, video_thw
 
-# Tubelets of the course's token table (reference/papers.md section 8), order (t, p, p).
+# Tubelets of the course's token table (notebook 01), order (t, p, p).
 DEFAULT_TUBELETS: tuple[Triple, ...] = (
     (1, 4, 4), (2, 4, 4), (4, 4, 4), (1, 7, 7), (2, 7, 7), (4, 7, 7), (7, 7, 7), (8, 8, 8), (2, 14, 14),
 )
-
-
-RESIZE_FIX = "resize with vtlib.data.resize, or build the model with video_shape=x.shape[2:]"
-
-
-def check_clip_shape(x: torch.Tensor, video_shape, fix: str = RESIZE_FIX) -> None:
-    """x must be clips (B, C, T, H, W) with (T, H, W) == ``video_shape``, the shape a model was built for."""
-    if not isinstance(x, torch.Tensor) or x.ndim != 5 or tuple(x.shape[2:]) != tuple(video_shape):
-        got = f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
-        raise bad_arg("x", f"clips shaped (B, C, {', '.join(map(str, video_shape))})", got, fix)
-    if x.shape[0] == 0:
-        raise bad_arg("x", "at least one clip (B >= 1)", f"shape {tuple(x.shape)}",
-                      "skip empty batches (DataLoader(drop_last=...) or check the split)")
 
 
 def token_grid(video_shape, tubelet) -> Triple:

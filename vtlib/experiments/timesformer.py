@@ -82,7 +82,7 @@ DATASET_CONFIGS = {
     "direction": ("space", "joint", "divided", "divided-cls", "divided-fc-random", "divided-time-zero"),
     "adrenal": ("space", "joint", "divided", "divided-cls", "local_global", "axial"),
 }
-PAPER = {  # Table 1 of the paper: params (M), K400 top-1, SSv2 top-1 (reference/papers.md section 4)
+PAPER = {  # Table 1 of the paper: params (M), K400 top-1, SSv2 top-1 (Bertasius et al., ICML 2021)
     "space": (85.9, 76.9, 36.6), "joint": (85.9, 77.4, 58.5), "divided": (121.4, 78.0, 59.5),
     "local_global": (121.4, 75.9, 56.3), "axial": (156.8, 73.5, 56.2),
 }

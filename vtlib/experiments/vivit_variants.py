@@ -60,7 +60,7 @@ from vtlib.train import TrainConfig
 from vtlib.utils import count_parameters
 
 VARIANTS = ("model1-joint", "model2-fe", "model3-fsa", "model4-fdp", "model2-avgpool")
-PAPER = {  # ViViT-B Table 2 (K400 top-1, EK, GFLOPs, params in M, TPU runtime in ms): reference/papers.md
+PAPER = {  # ViViT-B Table 2 (K400 top-1, EK, GFLOPs, params in M, TPU runtime in ms) (Arnab et al., ICCV 2021)
     "model1-joint": (80.0, 43.1, 455.2, 88.9, 58.9), "model2-fe": (78.8, 43.7, 284.4, 115.1, 17.4),
     "model3-fsa": (77.4, 39.1, 372.3, 117.3, 31.7), "model4-fdp": (76.3, 39.5, 277.1, 88.9, 22.9),
     "model2-avgpool": (75.8, 38.8, 283.9, 86.7, 17.3),

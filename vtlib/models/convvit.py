@@ -26,7 +26,7 @@ from vtlib.block import Transformer
 from vtlib.errors import bad_arg, check_heads, check_positive_int
 from vtlib.pooling import make_pool
 from vtlib.position import make_position
-from vtlib.shapes import check_video, to_dtype_of
+from vtlib.shapes import check_clip_shape, check_video, to_dtype_of
 
 
 def stem_grid(video_shape: tuple[int, int, int], stages: int) -> tuple[int, int, int]:
@@ -87,12 +87,8 @@ class ConvViT(nn.Module):
     def tokens(self, x: Tensor) -> Tensor:
         """(B, C, T, H, W) -> position-coded tokens (B, N, D)."""
         check_video(x, self.in_channels)          # rank, channels, and a float clip (not raw uint8 voxels)
+        check_clip_shape(x, self.video_shape)
         x = to_dtype_of(x, self)
-        if tuple(x.shape[2:]) != self.video_shape:
-            raise bad_arg("x", f"clips shaped (B, {self.in_channels}, {', '.join(map(str, self.video_shape))})",
-                          f"shape {tuple(x.shape)}", "resize with vtlib.data.resize, or build the model "
-                          "with video_shape=x.shape[2:]")
-        x = x.to(self.head.weight.dtype)
         return self.pos(rearrange(self.stem(x), "b d t h w -> b (t h w) d"))
 
     def features(self, x: Tensor) -> Tensor:

@@ -77,7 +77,8 @@ from vtlib.attention import MultiHeadAttention
 from vtlib.block import MLP, Block, DropPath, drop_path_rates, mlp_hidden_dim
 from vtlib.errors import bad_arg, check_choice, check_positive_int, check_rank
 from vtlib.position import trunc_normal_
-from vtlib.tokens import FrameEmbed, check_clip_shape
+from vtlib.shapes import check_clip_shape
+from vtlib.tokens import FrameEmbed
 
 ATTENTIONS = ("space", "joint", "divided", "local_global", "axial")
 # The sub-attentions of each factorised scheme, in the order every block applies them.

@@ -40,7 +40,8 @@ from vtlib.errors import bad_arg, check_positive_int, check_rank
 from vtlib.masking import check_mask, masked, visible
 from vtlib.pooling import MeanPool
 from vtlib.position import sincos_1d, trunc_normal_
-from vtlib.tokens import TubeletEmbed, check_clip_shape, patchify, unpatchify
+from vtlib.shapes import check_clip_shape
+from vtlib.tokens import TubeletEmbed, patchify, unpatchify
 
 PIX_EPS = 1e-6  # added to the per-tubelet std (HF / official VideoMAE)
 

@@ -21,7 +21,8 @@ from vtlib.block import EncoderSize
 from vtlib.errors import bad_arg, check_choice, check_positive_int
 from vtlib.pooling import make_pool
 from vtlib.position import make_position
-from vtlib.tokens import FrameEmbed, TubeletEmbed, check_clip_shape
+from vtlib.shapes import check_clip_shape
+from vtlib.tokens import FrameEmbed, TubeletEmbed
 
 
 def make_embed(embed: str, dim: int, tubelet: tuple[int, int, int], in_channels: int = 1) -> nn.Module:

@@ -49,7 +49,7 @@ from vtlib.errors import bad_arg, check_choice, check_positive_int
 from vtlib.models.vivit import make_embed
 from vtlib.pooling import ClsToken
 from vtlib.position import LearnedPosition, make_position
-from vtlib.tokens import check_clip_shape
+from vtlib.shapes import check_clip_shape
 
 TEMPORAL_KINDS = ("transformer", "mean")
 FRAME_POOLS = ("cls", "mean")
