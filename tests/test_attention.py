@@ -1,4 +1,4 @@
-"""Tests for vtlib.attention (and the notebook-04 checks that use it)."""
+"""Tests for vtlib.attention (notebook 04's exercise checks are tested in test_exercises_nb04.py)."""
 from __future__ import annotations
 
 import math
@@ -21,7 +21,6 @@ from vtlib.attention import (
     record_attention,
 )
 from vtlib.errors import VtlibError
-from vtlib.exercises.nb04 import check_causal_mask, check_scaled_dot_product
 
 SHAPES = [  # (batch axes, Nq, Nk, d, dv)
     ((), 4, 4, 8, 8),
@@ -293,41 +292,3 @@ def test_mha_errors():
     with pytest.raises(VtlibError, match="^mha: expected self-attention weights"):
         MultiHeadAttention.from_torch(nn.MultiheadAttention(8, 2, kdim=4, vdim=4))
 
-
-# -------------------------------------------------------------------- notebook 04 checks
-def my_sdpa(q, k, v):
-    return (q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5).softmax(-1) @ v
-
-
-@pytest.mark.parametrize("fn,ok,line", [
-    (my_sdpa, True, "check_scaled_dot_product: correct"),
-    (lambda q, k, v: attention_explicit(q, k, v), True, "check_scaled_dot_product: correct"),
-    (lambda q, k, v: (q @ k.transpose(-2, -1)).softmax(-1) @ v, False,
-     "check_scaled_dot_product: not yet - divide the scores q k^T by sqrt(d) before the softmax"),
-    (lambda q, k, v: (q @ k.transpose(-2, -1) / 8 ** 0.5).softmax(-2) @ v, False,
-     "check_scaled_dot_product: not yet - apply the softmax over the keys (dim=-1), "
-     "so each query's weights sum to 1"),
-    (lambda q, k, v: q @ k, False,
-     "check_scaled_dot_product: not yet - it raised RuntimeError; it is called as fn(q, k, v) "
-     "with q (..., Nq, d), k (..., Nk, d), v (..., Nk, dv)"),
-])
-def test_check_scaled_dot_product(fn, ok, line, capsys):
-    assert check_scaled_dot_product(fn) is ok
-    assert capsys.readouterr().out == line + "\n"
-
-
-@pytest.mark.parametrize("fn,ok,hint", [
-    (lambda n: torch.ones(n, n, dtype=torch.bool).tril(), True, None),
-    (lambda n: torch.ones(n, n, dtype=torch.bool).triu(), False, "rows are queries"),
-    (lambda n: ~torch.ones(n, n, dtype=torch.bool).tril(), False, "the mask is inverted"),
-    (lambda n: torch.ones(n, n, dtype=torch.bool).tril(-1), False, "include the diagonal"),
-    (lambda n: torch.ones(n, n).tril(), False, "return dtype torch.bool"),
-])
-def test_check_causal_mask(fn, ok, hint, capsys):
-    assert check_causal_mask(fn) is ok
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1
-    if ok:
-        assert out == "check_causal_mask: correct\n"
-    else:
-        assert out.startswith("check_causal_mask: not yet - " + hint)

@@ -18,7 +18,6 @@ from vtlib.cost import (
     transformer_flops,
 )
 from vtlib.errors import VtlibError
-from vtlib.exercises.nb04 import check_attention_flops
 
 CASES = [(1, 8, 2), (5, 8, 2), (17, 16, 4), (49, 24, 3), (64, 32, 8)]  # (tokens, dim, heads)
 
@@ -94,25 +93,6 @@ def test_cost_errors():
         attention_memory_bytes(4, 0)
     with pytest.raises(VtlibError, match="^model: expected a torch.nn.Module"):
         measure_flops(lambda x: x, torch.randn(1, 2, 3))
-
-
-@pytest.mark.parametrize("fn,ok,line", [
-    (lambda n, d: 8 * n * d * d + 4 * n * n * d, True, "check_attention_flops: correct"),
-    (attention_flops, True, "check_attention_flops: correct"),
-    (lambda n, d: 4 * n * d * d + 2 * n * n * d, False,
-     "check_attention_flops: not yet - count one multiply-add as 2 FLOPs"),
-    (lambda n, d: 8 * n * d * d, False, "check_attention_flops: not yet - include the scores "
-     "q k^T and the weighted sum a v (2·N²·D each)"),
-    (lambda n, d: 6 * n * d * d + 4 * n * n * d, False,
-     "check_attention_flops: not yet - include the output projection (2·N·D²)"),
-    (lambda n, d: n * d, False, "check_attention_flops: not yet - for tokens=16, dim=8 expected "
-     "16384, got 128; add up the four matrix products"),
-    (lambda n: n, False, "check_attention_flops: not yet - it raised TypeError; "
-     "it is called as fn(tokens, dim)"),
-])
-def test_check_attention_flops(fn, ok, line, capsys):
-    assert check_attention_flops(fn) is ok
-    assert capsys.readouterr().out == line + "\n"
 
 
 def test_cpu_ms_per_clip_is_positive_and_checks_repeats():

@@ -1,22 +1,11 @@
 """Notebook 10's checks: the solutions pass, the stubs print "not yet", typical slips get their hint."""
 import torch
 from einops import rearrange
+from exercise_helpers import NOT_YET, last_line, stub
 
 from vtlib.exercises import nb10
 from vtlib.exercises.solutions import nb10 as sol
 from vtlib.window import window_mask
-
-NOT_YET = "not yet - write the function first"
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError
-
-
-def last_line(capsys) -> str:
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out                                  # one fixed line per check
-    return out[0]
 
 
 # ----------------------------------------------------------------------------- exercise 1: padded mask

@@ -4,15 +4,10 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from exercise_helpers import NOT_YET, stub
 
 from vtlib.exercises import nb11
 from vtlib.exercises.solutions import nb11 as sol
-
-NOT_YET = "not yet - write the function first"
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError
 
 
 # ----------------------------------------------------------------------------- exercise 1: ACS

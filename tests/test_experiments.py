@@ -1,4 +1,5 @@
 """The experiment plumbing: loaders, one tiny run, summaries and atomic CSV files."""
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -209,3 +210,88 @@ def test_vtn_cost_rows():
     assert by[40, "full"]["scores_per_head"] == 41 ** 2 and by[40, "window"]["scores_per_head"] < 41 * 8
     assert by[40, "window-explicit"]["largest_mib"] > by[40, "window"]["largest_mib"]
     assert all(r["mflops"] > 0 and r["cpu_ms"] >= 0 for r in rows)
+
+
+def test_vtn_sweep_keeps_scores_and_reruns_unscored_adrenal_rows(tmp_path, monkeypatch):
+    from vtlib.experiments import vtn
+
+    calls, n = [], 6
+
+    def fake(config, seed):
+        calls.append((config, seed))
+        row = {"part": "adrenal", "config": config, "seed": seed, "epochs": 1, "best_epoch": 1, "val_auc": 0.5,
+               "test_auc": 0.7, "test_acc": 0.5, "params": 1, "train_seconds": 0.1, "window": 8, "depth": 2,
+               "global_cls": True, "backbone": "x", "frozen_backbone": False,
+               "_scores": [seed / 10 + i / n for i in range(n)]}
+        return [row, {**row, "config": config + "@28", "_scores": [1 - s for s in row["_scores"]]}]
+
+    monkeypatch.setitem(vtn.RUNNERS, "adrenal", (fake, {"a": {}}))
+    monkeypatch.setattr(vtn, "interval_rows", lambda rows, scores: [{"config": k[1]} for k in scores])
+    out = tmp_path / "vtn.csv"
+    write_csv([{"part": "adrenal", "config": "a", "seed": 0, "test_auc": 0.1}], out)     # an old row, no scores
+    vtn.sweep(("adrenal",), seeds=(0, 1), out=out, verbose=False)
+    assert calls == [("a", 0), ("a", 1)]                                               # seed 0 trained again
+    rows = read_csv(out)
+    assert sorted((r["config"], r["seed"]) for r in rows) == [("a", "0"), ("a", "1"), ("a@28", "0"), ("a@28", "1")]
+    assert all(r["test_auc"] == "0.7" for r in rows)                                   # the old row was replaced
+    scores = vtn._read_scores(out)
+    assert set(scores) == {("adrenal", c, s) for c in ("a", "a@28") for s in ("0", "1")}
+    assert scores["adrenal", "a", "1"] == pytest.approx([0.1 + i / n for i in range(n)])
+    vtn.sweep(("adrenal",), seeds=(0, 1), out=out, verbose=False)
+    assert len(calls) == 2                                                     # everything scored: nothing to do
+
+
+def test_vtn_sparse_frames_read_every_stride_th_slice_at_its_index():
+    from vtlib.experiments.vtn import SparseFrames
+    from vtlib.models.vtn import VTN
+
+    torch.manual_seed(0)
+    model = VTN(dim=8, depth=1, heads=2, window=2, max_frames=28, head_drop=0.0).eval()
+    x = torch.rand(2, 1, 28, 8, 8)
+    net = SparseFrames(model, frames=7).eval()
+    ids = torch.arange(1, 28, 4)                                                        # the middle phase of stride 4
+    assert torch.allclose(net(x), model(x[:, :, ids], frame_ids=ids))
+    net.eval_frames = 28
+    assert torch.allclose(net(x), model(x))
+    with pytest.raises(ValueError, match="multiple of 28"):
+        net(x[:, :, :14])
+    phases = set()
+    model.forward = lambda clips, frame_ids: phases.add(int(frame_ids[0])) or torch.zeros(len(clips), 2)
+    net.train()
+    torch.manual_seed(1)
+    for _ in range(40):                                   # training: a random phase of stride 4 each call
+        net(x)
+    assert phases == {0, 1, 2, 3}
+
+
+def test_vtn_intervals_pair_each_config_with_its_reference(adrenal_path):
+    from vtlib.data import load_split
+    from vtlib.experiments import vtn
+
+    y = load_split("adrenal", "test")[1].numpy()
+    rng = np.random.default_rng(0)
+    good = {str(s): list(y + rng.normal(0, 0.8, len(y))) for s in range(3)}
+    noise = {str(s): list(rng.normal(0, 1, len(y))) for s in range(3)}
+    scores = {**{("adrenal", "scratch", s): v for s, v in good.items()},
+              **{("adrenal", "local-cls", s): v for s, v in noise.items()},
+              **{("adrenal", "sparse-7", s): v for s, v in noise.items()},
+              **{("adrenal", "sparse-7@28", s): v for s, v in good.items()}}
+    rows = [{"part": "adrenal", "config": c} for c in ("scratch", "local-cls", "sparse-7", "sparse-7@28")]
+    table = {r["config"]: r for r in vtn.interval_rows(rows, scores)}
+    assert table["scratch"]["reference"] == "" and table["scratch"]["auc_low"] < table["scratch"]["test_auc"]
+    local = table["local-cls"]
+    assert local["reference"] == "scratch" and local["diff"] < 0 and local["resolved"]
+    assert table["sparse-7@28"]["reference"] == "sparse-7" and table["sparse-7@28"]["diff_low"] > 0
+
+
+def test_vtn_intervals_agree_with_the_sweep_rows():
+    """The stored per-clip scores reproduce every config's mean test AUC (rounded or tied scores would not)."""
+    from vtlib.experiments.common import RESULTS
+
+    if not (RESULTS / "vtn_intervals.csv").exists():
+        pytest.skip("results/vtn_intervals.csv not written yet")
+    summary = {r["config"]: r for r in read_csv(RESULTS / "vtn_summary.csv") if r["part"] == "adrenal"}
+    for r in read_csv(RESULTS / "vtn_intervals.csv"):
+        want = float(summary[r["config"]]["test_auc_mean"])
+        assert float(r["test_auc"]) == pytest.approx(want, abs=1e-3), r["config"]
+        assert float(r["auc_low"]) < float(r["test_auc"]) < float(r["auc_high"])

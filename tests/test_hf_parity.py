@@ -175,23 +175,3 @@ def test_bad_inputs_are_refused():
     with pytest.raises(VtlibError, match="mlp.act"):
         vivit_to_hf(model)
 
-
-def test_notebook_05_exercise_checks(capsys):
-    from einops import rearrange
-
-    from vtlib.exercises.nb05 import check_cls_attention_grid, check_fold_cls_position, check_vivit_params
-    from vtlib.utils import count_parameters
-
-    assert check_fold_cls_position(lambda c, p: (c + p[:, :1], p[:, 1:]))
-    assert not check_fold_cls_position(lambda c, p: (c, p[:, 1:]))              # forgot the CLS position
-    grid_of = lambda a, g, row: rearrange(a[:, :, 0, 1:].mean(1) if row else a[:, :, 1:, 0].mean(1),  # noqa: E731
-                                          "b (t h w) -> b t h w", t=g[0], h=g[1], w=g[2])
-    assert check_cls_attention_grid(lambda a, g: grid_of(a, g, True))
-    assert not check_cls_attention_grid(lambda a, g: grid_of(a, g, False))      # column, not row
-    by_model = lambda v, t, d, depth, k, r: count_parameters(  # noqa: E731
-        ViViT(num_classes=k, video_shape=v, tubelet=t, dim=d, depth=depth, heads=1, mlp_ratio=r))
-    assert check_vivit_params(by_model)
-    assert not check_vivit_params(lambda *a: by_model(*a) + a[2])               # an N + 1 position table
-    out = capsys.readouterr().out.splitlines()
-    assert out[0] == "check_fold_cls_position: correct" and out[1].startswith("check_fold_cls_position: not yet - ")
-    assert "row" in out[3] and "N rows" in out[5]

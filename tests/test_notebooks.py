@@ -78,3 +78,18 @@ def test_readme_course_time_is_the_measured_total():
         f"README says {m.group(1)} minutes, results/notebook_times.csv sums to {sum(seconds.values()):.0f} s")
     assert set(seconds) == {p.stem for p in NOTEBOOKS}, "time every notebook: tools/notebook_tools.py times"
     assert max(seconds.values()) <= 240 and sum(seconds.values()) <= 900, "over the 4 / 15 minute budgets"
+
+
+def test_cell_tags_come_from_the_source_and_harness_words_are_refused(tmp_path):
+    cells = parse_percent('# %% [markdown]\n# Intro\n\n# %% tags=["nbval-ignore-output"]\nprint(1)\n\n# %%\nx = 2\n')
+    assert cells == [("markdown", "Intro", ()), ("code", "print(1)", ("nbval-ignore-output",)), ("code", "x = 2", ())]
+    with pytest.raises(ValueError, match="nbval-skip"):
+        parse_percent('# %% tags=["nbval-skipp"]\nx = 1\n')
+    nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "Outputs are checked by nbval."},
+                    {"cell_type": "code", "metadata": {}, "execution_count": 1, "outputs": [],
+                     "source": "# NBVAL_IGNORE_OUTPUT\nprint(1)"}],
+          "metadata": {"kernelspec": {"name": "python3"}}, "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "99_x.ipynb"
+    path.write_text(json.dumps(nb))
+    problems = lint(path)
+    assert any("test-harness words" in p for p in problems) and any("use a cell tag" in p for p in problems)

@@ -1,5 +1,4 @@
-"""Tests for vtlib.pooling (CLS, mean, attention pooling) and the notebook 03 exercise checks."""
-import math
+"""Tests for vtlib.pooling (CLS, mean, attention pooling)."""
 
 import pytest
 import torch
@@ -7,7 +6,6 @@ import torch.nn.functional as F
 from torch.testing import assert_close
 
 from vtlib.errors import VtlibError
-from vtlib.exercises import nb03
 from vtlib.pooling import AttentionPool, ClsToken, MeanPool, attention_pool, make_pool
 
 
@@ -112,36 +110,3 @@ def test_token_zero_without_cls_is_a_patch_token():
     x = tokens()
     assert not torch.allclose(x[:, 0], MeanPool()(x))
     assert_close(ClsToken(dim=8).prepend(x)[:, 1], x[:, 0])      # after prepend the patch moves to index 1
-
-
-# ---- exercise checks (notebook 03) ---------------------------------------------------------
-
-def _verdict(check, fn, capsys):
-    ok = check(fn)
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1
-    return ok, out[0]
-
-
-def test_nb03_checks(capsys):
-    good_cls = lambda x, c: torch.cat([c.expand(x.shape[0], -1, -1), x], dim=1)  # noqa: E731
-    cls_last = lambda x, c: torch.cat([x, c.expand(x.shape[0], -1, -1)], dim=1)  # noqa: E731
-    assert _verdict(nb03.check_prepend_cls, good_cls, capsys) == (True, "check_prepend_cls: correct")
-    ok, line = _verdict(nb03.check_prepend_cls, cls_last, capsys)
-    assert not ok and line.startswith("check_prepend_cls: not yet - ")
-
-    assert _verdict(nb03.check_mean_pool, lambda x: x.mean(1), capsys) == (True, "check_mean_pool: correct")
-    ok, line = _verdict(nb03.check_mean_pool, lambda x: x.mean(2), capsys)
-    assert not ok and "expected shape" in line
-
-    def good_attn(x, q):
-        w = torch.softmax(x @ q / math.sqrt(x.shape[-1]), dim=1)
-        return (w[..., None] * x).sum(1)
-
-    def no_scale(x, q):
-        w = torch.softmax(x @ q, dim=1)
-        return (w[..., None] * x).sum(1)
-
-    assert _verdict(nb03.check_attention_pool, good_attn, capsys) == (True, "check_attention_pool: correct")
-    ok, line = _verdict(nb03.check_attention_pool, no_scale, capsys)
-    assert not ok and line.startswith("check_attention_pool: not yet - ")

@@ -1,4 +1,4 @@
-"""Tests for vtlib.position (learned, sin-cos, space/time codes, resizing) and notebook 02 checks."""
+"""Tests for vtlib.position (learned, sin-cos, space/time codes, resizing)."""
 import math
 
 import pytest
@@ -7,7 +7,6 @@ from torch import nn
 from torch.testing import assert_close
 
 from vtlib.errors import VtlibError
-from vtlib.exercises import nb02
 from vtlib.position import (
     FixedPosition,
     LearnedPosition,
@@ -206,31 +205,3 @@ def test_attention_is_permutation_equivariant_without_positions():
         pos = LearnedPosition(num_tokens=6, dim=16, init_std=1.0)
         with_pos = layer(pos(x[:, perm]))
         assert not torch.allclose(with_pos, layer(pos(x))[:, perm], atol=1e-3)
-
-
-# ---- exercise checks (notebook 02) ---------------------------------------------------------
-
-def _verdict(check, fn, capsys):
-    ok = check(fn)
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1
-    return ok, out[0]
-
-
-def test_nb02_checks(capsys):
-    assert _verdict(nb02.check_sincos_1d, sincos_1d, capsys) == (True, "check_sincos_1d: correct")
-    swapped = lambda n, d: sincos_1d(n, d).reshape(n, d // 2, 2).flip(-1).reshape(n, d)  # noqa: E731
-    ok, line = _verdict(nb02.check_sincos_1d, swapped, capsys)
-    assert not ok and line.startswith("check_sincos_1d: not yet - ")
-
-    good = lambda space, time: (time[:, None] + space[None]).reshape(-1, space.shape[1])  # noqa: E731
-    space_major = lambda space, time: (space[:, None] + time[None]).reshape(-1, space.shape[1])  # noqa: E731
-    assert _verdict(nb02.check_spacetime_table, good, capsys) == (True, "check_spacetime_table: correct")
-    ok, line = _verdict(nb02.check_spacetime_table, space_major, capsys)
-    assert not ok and line.startswith("check_spacetime_table: not yet - ")
-
-    good_params = lambda g, d: (g[0] * g[1] * g[2] * d, (g[0] + g[1] * g[2]) * d)  # noqa: E731
-    wrong_params = lambda g, d: (g[0] * g[1] * g[2] * d, (g[0] + g[1] + g[2]) * d)  # noqa: E731
-    assert _verdict(nb02.check_position_params, good_params, capsys) == (True, "check_position_params: correct")
-    ok, line = _verdict(nb02.check_position_params, wrong_params, capsys)
-    assert not ok and line.startswith("check_position_params: not yet - ")

@@ -7,7 +7,6 @@ from torch import nn
 from torch.testing import assert_close
 
 from vtlib.errors import VtlibError
-from vtlib.exercises import nb01
 from vtlib.tokens import (
     FrameEmbed,
     TubeletEmbed,
@@ -191,30 +190,3 @@ def test_from_2d_validation_and_bias():
         TubeletEmbed.from_2d(conv, 2, init="random")
     with pytest.raises(VtlibError, match="conv2d"):
         TubeletEmbed.from_2d(nn.Conv2d(1, 8, kernel_size=4, stride=2), 2)
-
-
-# ---- exercise checks (notebook 01) ---------------------------------------------------------
-
-def _verdict(check, fn, capsys):
-    ok = check(fn)
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1
-    return ok, out[0]
-
-
-def test_nb01_checks(capsys):
-    good_count = lambda shape, tub: math.prod(token_grid(shape, tub))  # noqa: E731
-    wrong_count = lambda shape, tub: (shape[0] // tub[0]) * (shape[1] // tub[1]) ** 2  # noqa: E731
-    assert _verdict(nb01.check_token_count, good_count, capsys) == (True, "check_token_count: correct")
-    ok, line = _verdict(nb01.check_token_count, wrong_count, capsys)
-    assert not ok and line.startswith("check_token_count: not yet - ")
-
-    assert _verdict(nb01.check_central_frame_init, central_frame_2d, capsys)[0]
-    ok, line = _verdict(nb01.check_central_frame_init, lambda w, t: central_frame_2d(w, t).roll(1, 2), capsys)
-    assert not ok and line.startswith("check_central_frame_init: not yet - ")
-
-    assert _verdict(nb01.check_inflate, inflate_2d, capsys) == (True, "check_inflate: correct")
-    ok, line = _verdict(nb01.check_inflate, lambda w, t: inflate_2d(w, t) * t, capsys)
-    assert not ok and "not yet" in line
-    ok, line = _verdict(nb01.check_inflate, lambda w, t: 1 / 0, capsys)
-    assert not ok and "ZeroDivisionError" in line

@@ -1,5 +1,6 @@
 """Tests for vtlib.models.videomae: shapes, the visible-only encoder, decoder, targets, loss,
-reconstruction, fine-tuning model, pre-training loop, errors; and the notebook 08 exercise checks."""
+reconstruction, fine-tuning model, pre-training loop, errors (the notebook 08 exercise checks are
+tested in test_exercises_nb08.py)."""
 import pytest
 import torch
 from torch.testing import assert_close
@@ -7,8 +8,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from vtlib.attention import key_mask
 from vtlib.errors import VtlibError
-from vtlib.exercises import nb08
-from vtlib.masking import make_mask, masked, random_mask, visible
+from vtlib.masking import make_mask, masked, visible
 from vtlib.models.videomae import VideoMAE, VideoMAEClassifier, patch_targets
 from vtlib.position import sincos_1d
 from vtlib.pretrain import PretrainConfig, pretrain
@@ -212,20 +212,3 @@ def test_errors_name_the_argument():
         pretrain(torch.nn.Linear(2, 2), _loader(), PretrainConfig(epochs=1))
     with pytest.raises(VtlibError, match="tubelet"):
         patch_targets(torch.rand(1, 1, 2, 2, 2), (1, 1, 1))
-
-
-# ---- notebook 08 exercise checks ------------------------------------------------------------
-
-def test_nb08_checks(capsys):
-    assert nb08.check_tube_count(36, 13) is True
-    assert nb08.check_tube_count(37, 12) is False
-    assert nb08.check_frame_mask(lambda b, grid, ratio, g: make_mask("frame", b, grid, ratio, g)) is True
-    assert nb08.check_frame_mask(lambda b, grid, ratio, g: random_mask(b, grid, ratio, g)) is False
-    assert nb08.check_frame_mask(lambda *a: 1 / 0) is False
-    assert nb08.check_norm_targets(lambda x, tub: patch_targets(x, tub)) is True
-    assert nb08.check_norm_targets(lambda x, tub: patchify(x, tub)) is False
-    assert nb08.check_visible_tokens(14) is True                          # 7 frames x (16 - 14) visible
-    assert nb08.check_visible_tokens(11) is False
-    out = capsys.readouterr().out.splitlines()
-    assert out[0] == "check_tube_count: correct" and out[1].startswith("check_tube_count: not yet - ")
-    assert all(": correct" in line or ": not yet - " in line for line in out)

@@ -302,36 +302,3 @@ def test_bad_inputs_are_explained():
     with pytest.raises(VtlibError, match=r"^x: expected \(B, nt\*S=7\*16, D=32\) tokens"):
         blk(torch.randn(1, NT * S + 1, D))                 # e.g. a CLS token prepended
 
-
-# ------------------------------------------------------------------- notebook 06 exercises
-def test_exercise_checks(capsys):
-    from einops import rearrange
-
-    from vtlib.exercises import nb06
-
-    assert nb06.check_group_by_frame(lambda x, nt: rearrange(x, "b (t s) d -> (b t) s d", t=nt))
-    assert not nb06.check_group_by_frame(lambda x, nt: rearrange(x, "b (s t) d -> (b t) s d", t=nt))
-    assert "different frames" in capsys.readouterr().out.splitlines()[-1]
-    assert nb06.check_score_entries(lambda nt, s: ((nt * s) ** 2, nt * s * s + s * nt * nt))
-    assert not nb06.check_score_entries(lambda nt, s: ((nt * s) ** 2, s * s + nt * nt))
-    assert nb06.check_same_position_mask(lambda nt, s: factorised_masks((nt, s))[1])
-    assert not nb06.check_same_position_mask(lambda nt, s: factorised_masks((nt, s))[0])
-    assert "same-FRAME" in capsys.readouterr().out.splitlines()[-1]
-
-    def temporal(x, attn, nt):
-        h = rearrange(x, "b (t s) d -> (b s) t d", t=nt)
-        return rearrange(attn(h), "(b s) t d -> b (t s) d", b=x.shape[0])
-
-    def spatial(x, attn, nt):
-        h = rearrange(x, "b (t s) d -> (b t) s d", t=nt)
-        return rearrange(attn(h), "(b t) s d -> b (t s) d", b=x.shape[0])
-
-    assert nb06.check_temporal_attention(temporal)
-    assert not nb06.check_temporal_attention(spatial)
-    assert nb06.check_model3_cheaper(lambda nt, s, d: nt * s - s - nt > 2 * d)
-    assert not nb06.check_model3_cheaper(lambda nt, s, d: True)
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "check_temporal_attention: correct"
-    assert lines[1].startswith("check_temporal_attention: not yet - ") and "across time" in lines[1]
-    assert lines[2] == "check_model3_cheaper: correct" and lines[3].startswith("check_model3_cheaper: not yet")
-    assert not nb06.check_group_by_frame(lambda x, nt: 1 / 0)       # a crash is a verdict, not an error

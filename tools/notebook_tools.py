@@ -1,7 +1,8 @@
 """Build, execute and lint the course notebooks.
 
 Each notebook's source of truth is a percent-format script in ``notebooks/src/NN_name.py``
-(``# %%`` starts a code cell, ``# %% [markdown]`` a markdown cell whose lines start with ``# ``).
+(``# %%`` starts a code cell, ``# %% [markdown]`` a markdown cell whose lines start with ``# ``;
+``# %% tags=["nbval-ignore-output"]`` marks a code cell whose output nbval does not compare).
 ``build`` turns it into ``notebooks/NN_name.ipynb`` and executes it top to bottom on a fresh
 kernel in the CPU environment CI uses, so the stored outputs are the ones nbval compares.
 
@@ -9,6 +10,7 @@ kernel in the CPU environment CI uses, so the stored outputs are the ones nbval 
     python tools/notebook_tools.py prose notebooks/src/00_video_as_data.py   # markdown edits only
     python tools/notebook_tools.py check            # structural lint of notebooks/*.ipynb
     python tools/notebook_tools.py times            # run nbval over the course, write results/notebook_times.csv
+    python tools/notebook_tools.py times notebooks/10_vtn.ipynb   # re-time one notebook, keep the other rows
     python tools/notebook_tools.py headers          # set each notebook's "Time:" line from that file
 
 ``tests/test_notebooks.py`` runs the lint, checks that every .ipynb matches its source and that
@@ -27,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 NB_DIR = REPO / "notebooks"
 SRC_DIR = NB_DIR / "src"
-MARKERS = {"NBVAL_IGNORE_OUTPUT", "NBVAL_SKIP", "NBVAL_CHECK_OUTPUT", "NBVAL_RAISES_EXCEPTION"}
+TAGS = {"nbval-ignore-output", "nbval-skip", "nbval-check-output", "raises-exception"}   # read by nbval
 MAX_BYTES = 3_000_000
 TIMES_CSV = REPO / "results" / "notebook_times.csv"
 TIME_LINE = re.compile(r"\*\*Time:\*\* (?P<phrase>under a minute|about a minute|about [\d.]+ minutes?)")
@@ -50,8 +52,11 @@ def read_times(path: Path = TIMES_CSV) -> dict[str, float]:
         return {row["notebook"]: float(row["seconds"]) for row in csv.DictReader(f)}
 
 
-def measure_times(junit: Path | None = None) -> dict[str, float]:
-    """Seconds per notebook under nbval (the course's test command), summed over its cells."""
+def measure_times(junit: Path | None = None, notebooks: list[str] | None = None) -> dict[str, float]:
+    """Seconds per notebook under nbval (the course's test command), summed over its cells.
+
+    ``notebooks``: paths of the notebooks to run (default: the whole course).
+    """
     import subprocess
     import tempfile
     import xml.etree.ElementTree as ET
@@ -60,7 +65,7 @@ def measure_times(junit: Path | None = None) -> dict[str, float]:
         junit = Path(tempfile.mkdtemp()) / "nbval.xml"
         env = dict(os.environ, VTLIB_NO_PROGRESS="1", PYTHONHASHSEED="0",
                    MPLBACKEND="module://matplotlib_inline.backend_inline")
-        subprocess.run([sys.executable, "-m", "pytest", "notebooks", "--nbval", "--nbval-current-env",
+        subprocess.run([sys.executable, "-m", "pytest", *(notebooks or ["notebooks"]), "--nbval", "--nbval-current-env",
                         "--nbval-sanitize-with", "notebooks/sanitize.cfg", "-p", "no:cacheprovider", "-q",
                         f"--junitxml={junit}"], cwd=REPO, env=env, check=False)
     stems = sorted(p.stem for p in NB_DIR.glob("*.ipynb"))
@@ -103,17 +108,26 @@ def set_headers(seconds: dict[str, float]) -> list[str]:
     return changed
 
 
-def parse_percent(text: str) -> list[tuple[str, str]]:
-    """Split a percent-format script into (cell_type, source) pairs."""
-    cells: list[tuple[str, list[str]]] = []
+def parse_percent(text: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Split a percent-format script into (cell_type, source, tags) triples.
+
+    ``# %% tags=["nbval-ignore-output"]`` puts tags in the cell's metadata, where nbval reads them;
+    the learner's code stays free of test-harness comments.
+    """
+    cells: list[tuple[str, list[str], tuple[str, ...]]] = []
     for line in text.splitlines():
         if line.startswith("# %%"):
             kind = "markdown" if "[markdown]" in line else "code"
-            cells.append((kind, []))
+            match = re.search(r"tags=(\[.*\])", line)
+            tags = tuple(json.loads(match.group(1))) if match else ()
+            unknown = set(tags) - TAGS
+            if unknown:
+                raise ValueError(f"cell tags {sorted(unknown)} in {line!r}: expected some of {sorted(TAGS)}")
+            cells.append((kind, [], tags))
             continue
         if not cells:
             continue  # module header before the first cell marker is ignored
-        kind, lines = cells[-1]
+        kind, lines, _ = cells[-1]
         if kind == "markdown":
             if line.startswith("# "):
                 line = line[2:]
@@ -121,25 +135,28 @@ def parse_percent(text: str) -> list[tuple[str, str]]:
                 line = ""
         lines.append(line)
     out = []
-    for kind, lines in cells:
+    for kind, lines, tags in cells:
         while lines and not lines[-1].strip():
             lines.pop()
         while lines and not lines[0].strip():
             lines.pop(0)
-        out.append((kind, "\n".join(lines)))
+        out.append((kind, "\n".join(lines), tags))
     return out
 
 
-def source_cells(nb: dict) -> list[tuple[str, str]]:
-    return [(c["cell_type"], "".join(c["source"])) for c in nb["cells"]]
+def source_cells(nb: dict) -> list[tuple[str, str, tuple[str, ...]]]:
+    return [(c["cell_type"], "".join(c["source"]), tuple(c.get("metadata", {}).get("tags", ())))
+            for c in nb["cells"]]
 
 
 def to_notebook(src: Path):
     import nbformat
 
     nb = nbformat.v4.new_notebook()
-    for kind, source in parse_percent(src.read_text(encoding="utf-8")):
+    for kind, source, tags in parse_percent(src.read_text(encoding="utf-8")):
         cell = nbformat.v4.new_markdown_cell(source) if kind == "markdown" else nbformat.v4.new_code_cell(source)
+        if tags:
+            cell.metadata["tags"] = list(tags)
         nb.cells.append(cell)
     nb.metadata = {
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
@@ -190,11 +207,11 @@ def prose(src: Path) -> int:
     nb = nbformat.read(str(dest), as_version=4)
     new = parse_percent(src.read_text(encoding="utf-8"))
     old = source_cells(nb)
-    same_code = [(k, s) for k, s in new if k == "code"] == [(k, s) for k, s in old if k == "code"]
-    if len(new) != len(old) or [k for k, _ in new] != [k for k, _ in old] or not same_code:
+    same_code = [c for c in new if c[0] == "code"] == [c for c in old if c[0] == "code"]
+    if len(new) != len(old) or [c[0] for c in new] != [c[0] for c in old] or not same_code:
         print(f"{src.stem}: code cells or cell order changed; run `build` instead")
         return 1
-    for cell, (kind, source) in zip(nb.cells, new):
+    for cell, (kind, source, _) in zip(nb.cells, new):
         if kind == "markdown":
             cell["source"] = source
     tmp = dest.with_suffix(".ipynb.tmp")
@@ -204,14 +221,13 @@ def prose(src: Path) -> int:
     return 0
 
 
-def marker_of(source: str) -> str | None:
-    for line in source.splitlines():
-        s = line.strip()
-        if s.startswith("#") and s.lstrip("#").strip() in MARKERS:
-            return s.lstrip("#").strip()
-        if s.startswith("#") and "NBVAL" in s:
-            return "MALFORMED:" + s
-    return None
+def marker_of(cell: dict) -> str | None:
+    """The nbval tag of a code cell, or "COMMENT:<line>" for a harness comment left in the code."""
+    for line in "".join(cell["source"]).splitlines():
+        if line.strip().startswith("#") and "NBVAL" in line.upper():
+            return "COMMENT:" + line.strip()
+    tags = [t for t in cell.get("metadata", {}).get("tags", []) if t in TAGS]
+    return tags[0] if tags else None
 
 
 def lint(path: Path) -> list[str]:
@@ -226,6 +242,9 @@ def lint(path: Path) -> list[str]:
         problems.append("kernelspec is not python3")
     expected = 1
     for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] == "markdown" and re.search(r"nbval|pytest", "".join(cell["source"]), re.IGNORECASE):
+            problems.append(f"cell {i}: test-harness words in the prose a learner reads (the README explains "
+                            "the checks once)")
         if cell["cell_type"] != "code" or not "".join(cell["source"]).strip():
             continue
         src = "".join(cell["source"])
@@ -233,9 +252,10 @@ def lint(path: Path) -> list[str]:
         if n != expected:
             problems.append(f"cell {i}: execution_count {n}, expected {expected}")
         expected = (n or expected) + 1
-        m = marker_of(src)
-        if m and m.startswith("MALFORMED:"):
-            problems.append(f"cell {i}: marker not recognised by nbval: {m[10:]!r}")
+        m = marker_of(cell)
+        if m and m.startswith("COMMENT:"):
+            problems.append(f"cell {i}: test-harness comment in the learner's code ({m[8:]!r}); "
+                            "use a cell tag: # %% tags=[\"nbval-ignore-output\"]")
         last = src.rstrip().splitlines()[-1].rstrip()
         if last.endswith(";") and m is None:
             problems.append(f"cell {i}: last line ends with ';' (nbval 0.11 bug; use plt.show())")
@@ -250,7 +270,7 @@ def lint(path: Path) -> list[str]:
             if "application/vnd.jupyter.widget-view+json" in data:
                 problems.append(f"cell {i}: widget output stored")
             text = "".join(out.get("text", "")) + "".join(data.get("text/plain", ""))
-            if re.search(r"\bat 0x[0-9a-fA-F]+", text) and m != "NBVAL_IGNORE_OUTPUT":
+            if re.search(r"\bat 0x[0-9a-fA-F]+", text) and m != "nbval-ignore-output":
                 problems.append(f"cell {i}: output holds a memory address")
     return problems
 
@@ -266,7 +286,11 @@ def main(argv: list[str]) -> int:
             print(f"{src.stem}: executed in {seconds:.1f} s")
         return 0
     if argv[0] == "times":
-        seconds = measure_times(Path(argv[1]) if argv[1:] else None)
+        some = [a for a in argv[1:] if a.endswith(".ipynb")]        # times notebooks/NN_x.ipynb: only those rows
+        junit = next((Path(a) for a in argv[1:] if a.endswith(".xml")), None)
+        seconds = measure_times(junit, some or None)
+        if some:
+            seconds = {**read_times(), **seconds}
         write_times(seconds)
         for stem, s in seconds.items():
             print(f"{stem}: {s:.1f} s ({time_phrase(s)})")

@@ -1,5 +1,7 @@
-"""Looking at clips: a frame grid (static, renders everywhere), an animation, a frame slider."""
+"""Looking at clips: a frame grid (static, renders everywhere), an animation, sliders (live kernels)."""
 from __future__ import annotations
+
+from typing import Callable
 
 import matplotlib.pyplot as plt
 import torch
@@ -64,17 +66,30 @@ def show_frame(clip: torch.Tensor, t: int, size: float = 2.5) -> plt.Figure:
     return fig
 
 
-def frame_slider(clip: torch.Tensor):
-    """An ipywidgets slider over frames (live kernels only; on GitHub use frame_grid instead)."""
+def slider(draw: Callable[[int], object], n: int, description: str = "frame"):
+    """An ipywidgets slider over ``0 .. n - 1`` that calls ``draw(i)`` and shows the figure it makes.
+
+    Live kernels only: the stored output of a widget is empty on GitHub, so a notebook shows a static
+    fallback next to it (``draw`` called for a few fixed positions, or a grid of them).
+    """
     import ipywidgets as widgets
 
-    frames = _frames(clip)
+    check_positive_int("n", n)
+    if not callable(draw):
+        raise bad_arg("draw", "a function of one int that draws a figure", type(draw).__name__,
+                      "pass e.g. lambda t: show_frame(clip, t)")
 
-    def view(t: int) -> None:
-        show_frame(frames, t)
+    def view(i: int) -> None:
+        draw(i)
         plt.show()
 
-    return widgets.interact(view, t=widgets.IntSlider(0, 0, len(frames) - 1, 1, description="frame"))
+    return widgets.interact(view, i=widgets.IntSlider(0, 0, n - 1, 1, description=description))
+
+
+def frame_slider(clip: torch.Tensor):
+    """An ipywidgets slider over frames (live kernels only; on GitHub use frame_grid instead)."""
+    frames = _frames(clip)
+    return slider(lambda t: show_frame(frames, t), len(frames), "frame")
 
 
 def forest_plot(rows, *, ax=None, reference: float | None = None, xlabel: str = "test AUC"):

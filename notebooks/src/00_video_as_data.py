@@ -11,7 +11,7 @@
 # - the MedMNIST v2 3D baseline table every later notebook is compared with.
 #
 # **Prerequisites:** Python, NumPy and a little PyTorch (tensors, shapes).
-# **Time:** about a minute to run on a 2-core CPU.
+# **Time:** under a minute to run on a 2-core CPU.
 # **Paper:** Yang et al., *MedMNIST v2*, Scientific Data 10:41 (2023), <https://medmnist.com>.
 
 # %% [markdown]
@@ -100,15 +100,13 @@ plt.show()
 
 # %% [markdown]
 # In a live notebook you can also play the clip as an **animation**, or scrub through it with a
-# **slider**. Both need a running kernel (the slider) or embed random ids (the animation), so
-# their outputs are not checked; the frame grid above is the static fallback.
+# **slider**. The slider needs a running kernel and the animation a browser that runs its script; on
+# a static page such as GitHub, the frame grid above shows the same clip.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 animate(x64[0, :, ::2])
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 _ = frame_slider(x64[0])
 
 # %% [markdown]
@@ -167,8 +165,7 @@ print(baseline_table("adrenal"))
 # hyperplasia are enlarged, so try the gland's **volume** (the count of mask voxels). The direction
 # of the rule comes from the training split only; the test split is used once, to report.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 vol_tr = torch.as_tensor(load_arrays("adrenal", "train")[0]).float().mean(dim=(1, 2, 3)).numpy()
 vol_te = torch.as_tensor(load_arrays("adrenal", "test")[0]).float().mean(dim=(1, 2, 3)).numpy()
 clf = LogisticRegression().fit(vol_tr[:, None] * 10, ytr)
@@ -249,8 +246,7 @@ xs, ys = make_motion_videos(2000, task="direction", seed=0)
 elapsed = time.perf_counter() - t0
 print(tuple(xs.shape), xs.dtype, "labels:", torch.bincount(ys).tolist())
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"generated 2000 clips in {elapsed:.2f} s")
 
 # %%
@@ -291,8 +287,7 @@ features = {"frame pixels": single, "frame features": frame_features, "bag of fr
             "frame order": order_feature}
 results = {name: fit_and_score(f(xs[:1500]), f(xs_test), ys[:1500], ys_test) for name, f in features.items()}
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for name, m in results.items():
     print(f"{name:>14}: test AUC={m.auc:.3f} ACC={m.acc:.3f}")
 
@@ -330,21 +325,63 @@ print(baseline_table())
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a check from `vtlib.exercises.nb00` that prints a verdict. The cells below run
-# the checks on reference answers; replace them with your own code.
+# Each exercise has a check from `vtlib.exercises.nb00` that prints one line: "correct", or "not yet" with a
+# hint. The cells below hold stubs; write your code in place of `raise NotImplementedError` and run the
+# cell again. (Reference solutions are in `vtlib/exercises/solutions/nb00.py`; try first.)
 #
-# 1. Compute the majority-class test ACC of AdrenalMNIST3D yourself (most frequent **train** label,
-#    share of it in **test**).
-# 2. Write `my_to_frames(x)` turning `(B, C, T, H, W)` into `(B, T, C, H, W)`.
-# 3. Write `my_motion_feature(x)` that returns one score per clip, higher for right-to-left motion.
+# 1. **Balanced accuracy.** Plain accuracy lets the large class dominate. *Balanced accuracy* is the mean,
+#    over the two classes, of the class's recall: the share of its test clips predicted as that class.
+#    Compute the test balanced accuracy of the majority rule (always the most frequent **train** label)
+#    and of the gland-volume logistic regression `clf` of section 2 (its `clf.predict` on
+#    `vol_te[:, None] * 10`). A Python number, a NumPy scalar or a one-element tensor all work.
+#    Compare each with the rule's plain ACC: what does the volume rule add over "always normal"?
+# 2. **A frame strip.** Write `frame_strip(x, ncols)`: each clip of `x` (B, C, T, H, W) as ONE image
+#    (B, C, (T / ncols)·H, ncols·W) holding its frames, `ncols` per row, time running left to right and
+#    then top to bottom (frame t at row t // ncols, column t % ncols), with every channel kept apart. It is
+#    the frame grid of section 1 as a tensor, ready to save or to log as one picture.
+# 3. **How far apart may two frames be? (an experiment).** Write `two_frame_score(x, k)`: one score per
+#    clip of the `direction` task, higher for right-to-left motion, that reads **only frames 0 and k**.
+#    (`vtlib.data.centroid_x` gives the object's horizontal position in each frame as an angle on the
+#    wrapped frame.) Measure its test AUC on `xs_test, ys_test` (section 4) for every gap k in `gaps`,
+#    with `auc_score(ys_test, torch.sigmoid(score), "binary-class")`, and look at the numbers. Then set
+#    `first_failing_gap`, the smallest k in `gaps` whose AUC is below 0.9, and `max_move_px`: the largest
+#    move, in pixels, between the two frames that the 28-pixel-wide wrapped frame can still show the
+#    right way round.
 
 # %%
-from vtlib.exercises.nb00 import check_majority_accuracy, check_motion_feature, check_to_frames
+from vtlib.exercises.nb00 import check_balanced_accuracy, check_frame_strip, check_two_frame_motion
 
-answer = (yte == np.bincount(ytr).argmax()).mean()
-_ = check_majority_accuracy(answer)
-_ = check_to_frames(lambda x: x.permute(0, 2, 1, 3, 4))
-_ = check_motion_feature(lambda x: -motion_x(x))
+majority_bacc = None          # test balanced accuracy of "always the most frequent train label"
+volume_bacc = None            # test balanced accuracy of clf.predict(vol_te[:, None] * 10)
+_ = check_balanced_accuracy(majority_bacc, volume_bacc)
+
+# %%
+def frame_strip(x, ncols):
+    """(B, C, T, H, W) -> (B, C, (T // ncols) * H, ncols * W); frame t at row t // ncols, column t % ncols."""
+    raise NotImplementedError
+
+
+_ = check_frame_strip(frame_strip)
+
+# %%
+from vtlib.data import centroid_x
+from vtlib.metrics import auc_score
+
+print("centroid_x: clips", tuple(xs_test[:2].shape), "-> angles (N, T) in radians:", tuple(centroid_x(xs_test[:2]).shape))
+print(f"for comparison, every frame step (-motion_x): test AUC "
+      f"{auc_score(ys_test, torch.sigmoid(-motion_x(xs_test)), 'binary-class'):.3f}")
+
+
+def two_frame_score(x, k):
+    """(N, 1, T, H, W) -> (N,) scores from frames 0 and k only; higher = right to left."""
+    raise NotImplementedError
+
+
+gaps = (1, 4, 9, 14, 18, 23, 27)
+aucs = None                   # {k: test AUC of two_frame_score(xs_test, k)} for every k in gaps
+first_failing_gap = None      # the smallest k in gaps whose AUC is below 0.9
+max_move_px = None            # the largest move (pixels) a 28-pixel wrapped frame shows the right way round
+_ = check_two_frame_motion(two_frame_score, aucs, first_failing_gap, max_move_px)
 
 # %% [markdown]
 # ## Summary

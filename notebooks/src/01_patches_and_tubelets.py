@@ -21,7 +21,6 @@
 # ## Setup
 
 # %%
-import math
 import warnings
 
 import matplotlib.pyplot as plt
@@ -285,7 +284,7 @@ plt.show()
 # %% [markdown]
 # The Keras example also sets `NUM_PATCHES = (28 // 8) ** 2 = 9`, which is not the 27 tokens the conv
 # makes; the constant is never used, which is why nothing breaks. Counting tokens with
-# `token_grid` (exercise 1) avoids both mistakes.
+# `token_grid` avoids both mistakes (exercise 1 counts what a VALID conv keeps for any stride).
 #
 # ## 3. From a 2D patch embedding to a tubelet embedding
 #
@@ -347,10 +346,10 @@ with torch.no_grad():
 #
 # | input encoding | K400 top-1 |
 # |---|---|
-# | uniform frame sampling | 78.5 |
-# | tubelet, random init | 73.2 |
-# | tubelet, filter inflation | 77.6 |
-# | tubelet, central-frame init | **79.2** |
+# | uniform frame sampling | 78.5 <!-- from: paper: ViViT (Arnab et al. 2021), Table 1 --> |
+# | tubelet, random init | 73.2 <!-- from: paper: ViViT (Arnab et al. 2021), Table 1 --> |
+# | tubelet, filter inflation | 77.6 <!-- from: paper: ViViT (Arnab et al. 2021), Table 1 --> |
+# | tubelet, central-frame init | **79.2** <!-- from: paper: ViViT (Arnab et al. 2021), Table 1 --> |
 #
 # Our version on AdrenalMNIST3D 28³, with the same design:
 #
@@ -387,8 +386,7 @@ print("frames kept by uniform sampling:", kept, "-> of these, showing the gland 
 pre = pretrain_image_model(data, setup, epochs=2, seed=0)
 image = pre.model.cpu().eval()
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"image model, one slice at a time (seed 0, {device}, 2 epochs): "
       f"val AUC {pre.best_val['auc']:.3f}, test AUC {pre.test['auc']:.3f}")
 
@@ -505,10 +503,10 @@ if summary is not None:
 #
 # | encoding | ViViT K400 top-1 | ours, test AUC |
 # |---|---|---|
-# | uniform frame sampling | 78.5 | 0.652 ± 0.011 |
-# | tubelet, random init | 73.2 | **0.805 ± 0.013** |
-# | tubelet, filter inflation | 77.6 | 0.724 ± 0.025 |
-# | tubelet, central-frame init | **79.2** | 0.751 ± 0.063 |
+# | uniform frame sampling | 78.5 <!-- from: paper: ViViT (Arnab et al. 2021), Table 1 --> | 0.652 ± 0.011 |
+# | tubelet, random init | 73.2 <!-- from: paper: ViViT (Arnab et al. 2021), Table 1 --> | **0.805 ± 0.013** |
+# | tubelet, filter inflation | 77.6 <!-- from: paper: ViViT (Arnab et al. 2021), Table 1 --> | 0.724 ± 0.025 |
+# | tubelet, central-frame init | **79.2** <!-- from: paper: ViViT (Arnab et al. 2021), Table 1 --> | 0.751 ± 0.063 |
 # | (tubelet, nothing pretrained) | - | 0.786 ± 0.018 |
 #
 # **The paper's ordering does not hold at this scale.** Here it is almost reversed:
@@ -518,16 +516,16 @@ if summary is not None:
 #   10 to 18 (section 4.1), so it sees the gland in 3 of them (frames 10, 14 and 18). Tubelets read every slice. On Kinetics,
 #   neighbouring frames are nearly redundant and skipping them costs little; on these thin volumes it
 #   throws away most of the object.
-# - **Random init is the best tubelet start**, ahead of inflation by about 0.08 AUC (three to six
-#   standard deviations), and level with the model that copies nothing at all (0.786 ± 0.018: within
+# - **Random init is the best tubelet start**, ahead of inflation (0.805 against 0.724, a gap of three
+#   to six seed standard deviations), and level with the model that copies nothing at all (0.786 ± 0.018: within
 #   noise). Our 2D "image model" is weak: one slice reaches a test AUC of only about 0.59. Its filters
 #   carry little that helps, and starting from them apparently costs more than it gives within 8 epochs.
 # - **Central-frame init beats inflation on the mean**, as in the paper, but its spread is large: seed 1
-#   picked epoch 1 because the validation AUC there (on only 98 clips) was 0.001 higher than at epoch 5,
-#   and that early model scored 0.68 on test. With 3 seeds this difference is not resolved.
+#   picked epoch 1 because the validation AUC there (on only 98 clips <!-- from: notebook 00 -->) was 0.001 higher than at epoch 5,
+#   and that early model scored 0.68 on test <!-- from: results/embedding.csv -->. With 3 seeds this difference is not resolved.
 #
-# **With the test set's own noise counted** (notebook 13: approximate 95 % intervals of the paired difference; these sweeps kept per-seed AUCs, not per-clip scores): random tubelet minus uniform sampling +0.152 [+0.076, +0.229], resolved; random tubelet minus central-frame init
-# +0.054 [-0.056, +0.164], not resolved.
+# **With the test set's own noise counted** (notebook 13: approximate 95 % intervals of the paired difference; these sweeps kept per-seed AUCs, not per-clip scores): random tubelet minus uniform sampling +0.152 [+0.076, +0.229], resolved; random tubelet minus central-frame init <!-- from: notebook 13 -->
+# +0.054 [-0.056, +0.164], not resolved. <!-- from: notebook 13 -->
 #
 # **What it does not show.** That the paper is wrong: its result rests on an ImageNet ViT, a strong
 # model whose filters are worth keeping, and on videos whose frames change slowly. Neither holds here.
@@ -546,8 +544,7 @@ cfg = TrainConfig(epochs=3, lr=5e-4, augment=augment)
 for name in EMBEDDINGS:
     live += run(name, lambda: video_model(image, name, setup), data, cfg, seeds=[0])
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for r in live:
     print(f"{r['config']:>16}: test AUC {r['test_auc']:.3f} ACC {r['test_acc']:.3f} "
           f"(seed 0, {r['device']}, 3 epochs, best epoch {r['best_epoch']}, {r['train_seconds']} s)")
@@ -561,39 +558,74 @@ print("every row used 112 tokens:", all(m.grid == (7, 4, 4) for m in models.valu
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a check from `vtlib.exercises.nb01` that prints a verdict. The cells below run
-# the checks on reference answers; replace them with your own code.
+# Each exercise has a check from `vtlib.exercises.nb01` that prints one line: "correct", or "not yet" with a
+# hint. The cells below hold stubs; write your code in place of `raise NotImplementedError` and run the
+# cell again. (Reference solutions are in `vtlib/exercises/solutions/nb01.py`; try first.)
 #
-# 1. Write `my_token_count(video_shape, tubelet)` returning the number of tubelet tokens for a clip of
-#    shape `(T, H, W)` and a tubelet `(t, p, p)` that divides it.
-# 2. Write the central-frame init again, this time **without einops**: `(D, C, p, p), t -> (D, C, t, p, p)`.
-# 3. Write filter inflation **without einops** (hint: `unsqueeze` and `expand`).
-#
-# Bonus (no check): change `kept` in section 1 to the first frame of each block, `range(0, 28, 4)`,
-# and make the central-frame tubelet match `FrameEmbed(..., offset=0)`. Which time index must hold the
-# 2D filter now?
+# 1. **A VALID conv with any stride.** Section 2 looked at a VALID conv whose stride equals its kernel.
+#    Convolutions also slide with overlapping windows (stride < kernel) or leave gaps (stride > kernel).
+#    Write `valid_conv_tokens(video_shape, kernel, stride)` returning `(tokens, ignored_share)`: the number
+#    of outputs of `nn.Conv3d(C, D, kernel_size=kernel, stride=stride)` (no padding) on one `(T, H, W)` clip,
+#    and the share of the clip's voxels that no window touches.
+# 2. **Channels last.** Section 1.2 warned that some libraries flatten a tubelet as `(t p1 p2 c)`. Write
+#    `channels_last_weight(weight)`: from a `Conv3d` weight `(D, C, t, p1, p2)`, the `(D, t·p1·p2·C)` weight
+#    of the `Linear` that gives the conv's tokens on tubelets flattened that way. Try it on `conv_rgb` and
+#    `rgb` from section 1.2, where one channel would hide the mistake.
+# 3. **First-frame init.** Central-frame init makes a tubelet read the middle frame of each block of t
+#    frames. Write `first_frame_embed(conv2d, t)`: a `TubeletEmbed` built from the 2D patch embedding
+#    `conv2d` whose tokens equal uniform frame sampling of the FIRST frame of every block,
+#    `FrameEmbed(dim=D, patch=p, in_channels=C, frame_stride=t, offset=0)` with `conv2d`'s weights (bias
+#    included).
+# 4. **How many tokens see the gland? (an experiment).** Write `empty_share(clips, tubelet)`: the share of
+#    all tokens of `clips` whose tubelet holds no gland voxel (all its voxels 0, in every channel). Measure
+#    it on the training clips `x` for every tubelet in `tubelets`, then set `gland_tokens`: how many of the
+#    112 tokens of the course's 4×7×7 default hold some gland in an average clip. Self-attention compares
+#    every pair of tokens: what share of that work involves at least one empty token?
 
 # %%
-from vtlib.exercises.nb01 import check_central_frame_init, check_inflate, check_token_count
+from vtlib.exercises.nb01 import (
+    check_channels_last_weight,
+    check_empty_tokens,
+    check_first_frame_embed,
+    check_valid_conv_tokens,
+)
 
 
-def my_token_count(video_shape, tubelet):
-    return math.prod(s // k for s, k in zip(video_shape, tubelet))
+def valid_conv_tokens(video_shape, kernel, stride):
+    """(T, H, W), (kt, kh, kw), (st, sh, sw) -> (tokens, ignored_share) of a Conv3d without padding."""
+    raise NotImplementedError
 
 
-def my_central_no_einops(w2d, t):
-    w = w2d.new_zeros(w2d.shape[0], w2d.shape[1], t, w2d.shape[2], w2d.shape[3])
-    w[:, :, t // 2] = w2d
-    return w
+_ = check_valid_conv_tokens(valid_conv_tokens)
+
+# %%
+def channels_last_weight(weight):
+    """(D, C, t, p1, p2) Conv3d weight -> (D, t*p1*p2*C) Linear weight for (t p1 p2 c) tubelets."""
+    raise NotImplementedError
 
 
-def my_inflate_no_einops(w2d, t):
-    return w2d.unsqueeze(2).expand(-1, -1, t, -1, -1) / t
+# try: rearrange(rgb, "b c (nt t) (nh p1) (nw p2) -> b (nt nh nw) (t p1 p2 c)", t=2, p1=7, p2=7)
+#      @ channels_last_weight(conv_rgb.weight).T + conv_rgb.bias  against  right  (section 1.2)
+_ = check_channels_last_weight(channels_last_weight)
+
+# %%
+def first_frame_embed(conv2d, t):
+    """Conv2d(C, D, kernel_size=p, stride=p), t -> TubeletEmbed equal to FrameEmbed(frame_stride=t, offset=0)."""
+    raise NotImplementedError
 
 
-_ = check_token_count(my_token_count)
-_ = check_central_frame_init(my_central_no_einops)
-_ = check_inflate(my_inflate_no_einops)
+_ = check_first_frame_embed(first_frame_embed)
+
+# %%
+def empty_share(clips, tubelet):
+    """clips (N, C, T, H, W), tubelet (t, p, p) -> the share of all N * tokens whose tubelet is all zeros."""
+    raise NotImplementedError
+
+
+tubelets = ((1, 4, 4), (2, 7, 7), (4, 7, 7), (7, 7, 7), (4, 14, 14))
+shares = None                 # {tubelet: empty_share(x, tubelet)} for every tubelet in tubelets
+gland_tokens = None           # 4x7x7 tokens (of 112) that hold some gland, in an average clip
+_ = check_empty_tokens(empty_share, shares, gland_tokens)
 
 # %% [markdown]
 # ## Summary

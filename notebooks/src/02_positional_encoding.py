@@ -43,6 +43,7 @@ from vtlib.pooling import ClsToken
 from vtlib.position import LearnedPosition, SpaceTimePosition, make_position, sincos_1d, sincos_3d
 from vtlib.train import TrainConfig, evaluate, fit
 from vtlib.utils import count_parameters, get_device, seed_everything
+from vtlib.viz import slider
 
 warnings.filterwarnings("ignore")
 seed_everything(0)
@@ -338,6 +339,41 @@ print("sincos3d: one step along t, h or w gives the same similarity:",
       torch.allclose(s3[t + 1, h, w], s3[t, h + 1, w]) and torch.allclose(s3[t, h + 1, w], s3[t, h, w + 1]))
 
 # %% [markdown]
+# ### Move the query yourself
+#
+# One query token shows one slice of the picture. Both sinusoids give similarities that depend only on the
+# offset between two slots (section 2.2), so as the query moves the pattern moves with it: on the grid for
+# sincos3d, along the flattened index for sincos1d (wrapping from the end of one row of patches to the
+# start of the next). `draw(i)` redraws the two maps for token `i` (its flat index in `(t h w)` order), and
+# `vtlib.viz.slider` calls it for the token you pick. The slider needs a running kernel: on a page that
+# only shows stored outputs it is empty, and the figures after it show two fixed tokens instead.
+
+# %%
+def draw(i: int) -> plt.Figure:
+    """Similarity maps of token i's sincos1d and sincos3d codes with every slot of the (7, 4, 4) grid."""
+    query = tuple(int(c) for c in torch.unravel_index(torch.tensor(i), grid))   # flat index -> (t, h, w)
+    return plot_similarity({"sincos1d": table_1d, "sincos3d": table_3d}, grid, query=query,
+                           title=f"token {i} = (t, h, w) {query}: cosine similarity with every slot")
+
+
+# %% tags=["nbval-ignore-output"]
+_ = slider(draw, N, "token")
+
+# %% [markdown]
+# The same function at the first token, a corner of the grid, and at the last one, the opposite corner.
+# Since only the offset counts, and `cos` is even, the second picture is the first one turned around
+# (every axis reversed):
+
+# %%
+for i in (0, N - 1):
+    fig = draw(i)
+    plt.show()
+corner, last = (0, 0, 0), tuple(n - 1 for n in grid)
+print("last token's maps = first token's, every axis reversed:",
+      all(torch.allclose(similarity_map(t, grid, corner).flip(0, 1, 2), similarity_map(t, grid, last), atol=1e-5)
+          for t in (table_1d, table_3d)))
+
+# %% [markdown]
 # ## 4. TimeSformer Table 4 at small scale
 #
 # TimeSformer (divided space-time attention, ViT-B, ImageNet-21k pre-training, 8 frames) was trained
@@ -345,12 +381,12 @@ print("sincos3d: one step along t, h or w gives the same similarity:",
 #
 # | position code | Kinetics-400 | Something-Something-v2 |
 # |---|---|---|
-# | none | 75.4 | 45.8 |
-# | space only | 77.8 | 52.5 |
-# | space + time | **78.0** | **59.5** |
+# | none | 75.4 | 45.8 <!-- from: paper: TimeSformer (Bertasius et al. 2021), Table 4 --> |
+# | space only | 77.8 | 52.5 <!-- from: paper: TimeSformer (Bertasius et al. 2021), Table 4 --> |
+# | space + time | **78.0** | **59.5** <!-- from: paper: TimeSformer (Bertasius et al. 2021), Table 4 --> |
 #
-# Kinetics is recognisable largely from appearance, and position codes add 2.6 points there. SSv2 labels
-# depend on *how* things move ("pushing something from left to right"), and time codes add 7 points on top
+# Kinetics is recognisable largely from appearance, and position codes add only 2.6 points there (75.4 → 78.0). <!-- from: paper: TimeSformer (Bertasius et al. 2021), Table 4 -->
+# SSv2 labels depend on *how* things move ("pushing something from left to right"), and time codes add 7 points on top
 # of space codes. The "none" model is not at chance on SSv2: without any position code TimeSformer is
 # blind to frame order (section 1), but many SSv2 classes can be guessed from appearance alone.
 #
@@ -365,9 +401,10 @@ print("sincos3d: one step along t, h or w gives the same similarity:",
 # - **direction-tubelet**: the same task with the default `4x7x7` tubelets (112 tokens), which see motion
 #   inside each tubelet (section 1). 1024 clips, 3 epochs.
 # - **adrenal**: AdrenalMNIST3D at 28³, `4x7x7` tubelets, 6 epochs. Nothing suggests that this label
-#   depends on slice order as such (in notebook 00 the gland's volume alone gave test AUC 0.69).
+#   depends on slice order as such (in notebook 00 the gland's volume alone gave test AUC 0.69 <!-- from: notebook 00 -->).
 #
-# The full sweep, three seeds per cell, is a command (about 20-25 minutes on one quiet CPU thread):
+# The full sweep, three seeds per cell, is a command: 27 runs, whose median took 145.5 s <!-- from: results/positions.csv -->
+# on one CPU thread, so plan for about an hour:
 #
 # ```
 # python -m vtlib.experiments.positions
@@ -417,23 +454,23 @@ print("adrenal: the three codes within 0.05 of each other:", max(adrenal_aucs) -
 #   and at epoch 1 the scores already rank every clip correctly but are not yet on the right side of 0.5.
 #   That is why this table shows AUC.)
 # - **adrenal.** No code 0.784 ± 0.028, space-only 0.807 ± 0.017, space + time 0.774 ± 0.015. All three
-#   are within 0.033 of each other, about one to two seed standard deviations with 3 seeds and a
-#   199-clip test set. There is no reliable ranking.
+#   means lie between 0.774 and 0.807, a range of one to two seed standard deviations with 3 seeds and a
+#   298-clip test set <!-- from: notebook 00 -->. There is no reliable ranking.
 #
 # **Which of the paper's conclusions hold here.**
 #
-# - *A time code is what lets the model use frame order* (SSv2: 52.5 → 59.5): **holds**, in the most
+# - *A time code is what lets the model use frame order* (SSv2: 52.5 → 59.5 <!-- from: paper: TimeSformer (Bertasius et al. 2021), Table 4 -->): **holds**, in the most
 #   extreme form. Our task is pure order, so the gap is 0.5 → 1.0 rather than 7 points.
 # - *Space-only beats no code* (both datasets in the paper): **does not hold on direction-frame**. It cannot:
 #   a space code is the same for every frame, and here a frame is one token. On AdrenalMNIST3D space-only
 #   has the highest mean, but by less than the seed spread. Not shown.
-# - *On appearance-driven data the code matters little* (K400: 2.6 points in all): **consistent** with
+# - *On appearance-driven data the code matters little* (K400: 2.6 points in all <!-- from: paper: TimeSformer (Bertasius et al. 2021), Table 4 -->): **consistent** with
 #   AdrenalMNIST3D, where no code is within noise of the others.
-# - **With the test set's own noise counted** (notebook 13: approximate 95 % intervals of the paired difference; these sweeps kept per-seed AUCs, not per-clip scores): space-only minus no code +0.023 [-0.050, +0.096], not resolved; space + time minus no code -0.010 [-0.087, +0.066], not resolved.
+# - **With the test set's own noise counted** (notebook 13: approximate 95 % intervals of the paired difference; these sweeps kept per-seed AUCs, not per-clip scores): space-only minus no code +0.023 [-0.050, +0.096], not resolved; space + time minus no code -0.010 [-0.087, +0.066], not resolved. <!-- from: notebook 13 -->
 #   Gaps of this size are below what 298 test clips can resolve.
 # - Not comparable: the paper trains an ImageNet-pre-trained ViT-B with divided attention on hundreds of
-#   thousands of videos and reports top-1 accuracy. We train a 0.12-0.15 M-parameter ViViT from scratch on
-#   1-4 thousand clips and report AUC.
+#   thousands of videos and reports top-1 accuracy. We train ViViTs of 122,738 to 151,682 parameters <!-- from: results/positions.csv --> from
+#   scratch on 1-4 thousand clips and report AUC.
 #
 # ### A live, smaller version
 #
@@ -451,8 +488,7 @@ for position in ("none", "space", "spacetime"):
     seed_everything(0)
     live[position] = fit(build("direction-frame", position), data["train"], data["val"], cfg, test_loader=data["test"])
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for position, r in live.items():
     print(f"{position:>9}: best epoch {r.best_epoch}  val AUC {r.best_val['auc']:.3f}  "
           f"test AUC {r.test['auc']:.3f}  ACC {r.test['acc']:.3f}   (seed 0, {cfg.epochs} epochs, {device})")
@@ -515,8 +551,7 @@ for position in ("none", "spacetime"):
     live_adrenal[position] = fit(build("adrenal", position), adrenal["train"], adrenal["val"], cfg_adrenal,
                                  test_loader=adrenal["test"])
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for position, r in live_adrenal.items():
     print(f"{position:>9}: best epoch {r.best_epoch}  val AUC {r.best_val['auc']:.3f}  "
           f"test AUC {r.test['auc']:.3f}  ACC {r.test['acc']:.3f}   (seed 0, {cfg_adrenal.epochs} epochs, {device})")
@@ -536,8 +571,7 @@ fig = plot_similarity({"trained": pos_adrenal.table(), "initial": pos_init.table
                       title="AdrenalMNIST3D: space+time code of token (3, 1, 2), trained and initial")
 plt.show()
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for name in ("space", "time"):
     before, after = getattr(pos_init, name).detach(), getattr(pos_adrenal, name).detach()
     print(f"{name} table moved by {((after - before).norm() / before.norm()).item():.0%} of its initial norm")
@@ -548,10 +582,11 @@ moved = [((getattr(pos_adrenal, n) - getattr(pos_init, n)).norm() / getattr(pos_
 print("both tables were trained (moved by more than 5%):", min(moved) > 0.05)
 
 # %% [markdown]
-# On AdrenalMNIST3D (seed 0, 6 epochs, CPU) the model without a position code reached test AUC 0.811 and
-# the space + time model 0.767, within 0.002 of the sweep's seed-0 rows (the sweep runs on one thread). This seed favours "no code" by 0.045,
-# while seeds 1 and 2 of the sweep favour space + time by less than 0.01 (see the CSV): one run is not a
-# comparison. The tables did train: by the selected epoch (3) they had moved by roughly 40 % of their initial norm. But the
+# On AdrenalMNIST3D (seed 0, 6 epochs, CPU) the sweep's seed-0 rows give test AUC
+# 0.8124 without a position code and 0.7669 with space + time <!-- from: results/positions.csv -->, and the
+# live run above matches them to about the third decimal (the sweep runs on one thread). So this seed favours "no code", while seeds 1 and 2 of the sweep favour
+# space + time by less than 0.01 (see the CSV): one run is not a comparison. The tables did train: by the
+# selected epoch (3) the space table had moved by 39 % and the time table by 37 % of its initial norm. But the
 # similarity map is still dominated by the structure of the sum `time[t] + space[n]` (same frame, same
 # patch), and no clear neighbourhood structure has appeared after this short training.
 #
@@ -640,8 +675,7 @@ runs = {
     "28 frames, time code reversed": test_auc(reversed_table, x_test, y_test),
 }
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for name, a in runs.items():
     print(f"{name:>36}: test AUC {a:.3f}")
 
@@ -653,37 +687,96 @@ print("reversed time code turns the answers around (AUC < 0.1):", runs["28 frame
 # %% [markdown]
 # **What this shows** (seed-0 model of the live run, CPU): on 56-frame clips with the time code
 # interpolated, and on 14-frame clips interpolated, the test AUC stays at 1.000. Slicing the code for 14
-# frames gives slightly less (0.997 in our run; 0.989 in an earlier one). Resampling the clips back to 28 frames gives 1.000, and playing the trained table
+# frames gives clearly less (the "sliced" row above), and how much less varies from run to run. Resampling the clips back to 28 frames gives 1.000, and playing the trained table
 # backwards gives 0.000: the model reads "earlier" and "later" from the code and from nothing else.
 #
-# This is an easy case. The task needs only the order of the frames, and the learned clock is a ramp
-# from early to late (see its similarity map above). Any resizing that keeps the order keeps the ramp. The
-# sliced code gives all 7 frames codes from the "early" half, which still rise in order, and it costs a
-# little. What this does not show: on real video, changing the frame count also changes what one token
+# This is an easy case. The task needs only the order of the frames, and the learned clock runs from
+# early to late (see its similarity map above). Any resizing that keeps the whole clock keeps that
+# order. The sliced code gives all 7 frames codes from the "early" half of the clock, whose rows are much
+# alike, so the model has less to read the order from, and that costs accuracy. What this does not show: on real video, changing the frame count also changes what one token
 # sees (motion per step, or the detail per tubelet). Interpolating the code does not undo that, and the
 # fine-tuning that papers do after resizing is usually needed.
 #
 # ## Exercises
 #
-# Each check from `vtlib.exercises.nb02` prints a verdict. The cells run the checks on this notebook's
-# own answers; replace them with yours.
+# Each exercise has a check from `vtlib.exercises.nb02` that prints one line: "correct", or "not yet" with a
+# hint. The cells below hold stubs; write your code in place of `raise NotImplementedError` and run the
+# cell again. (Reference solutions are in `vtlib/exercises/solutions/nb02.py`; try first.)
 #
-# 1. Write `sincos(num_positions, dim)`, the 1D sinusoid table (without looking at section 2.2).
-# 2. Write `spacetime_table(space, time)` that turns a space table `(N, D)` and a time table `(T, D)` into the
-#    full `(T*N, D)` table in `(t h w)` order.
-# 3. Write `position_params(grid, dim)` returning the learned parameter counts `(joint, separate)` of a
-#    joint table (one vector per token) and of separate space + time tables. How many times smaller is the
-#    separate version for 64³ clips cut into 2x8x8 tubelets at width 768?
-# 4. (No check.) Predict, then test with one seed: on the direction-frame setting, does a model with
-#    `position="none"` and `pool="cls"` solve the task? And one with `position="learned"` and mean pooling?
-#    Build them with `ViViT(embed="frame", tubelet=(2, 28, 28), dim=48, position=..., pool=...)`.
+# 1. **A 2D code for one frame.** An image model has an `(nh, nw)` grid of patches and no time axis. Write
+#    `sincos_2d(grid_hw, dim)`: the `(nh·nw, D)` table in `(h w)` order whose first `D/2` channels are the 1D
+#    sinusoid (`sincos_1d`, at width `D/2`) of the row `h` and whose last `D/2` channels are that of the
+#    column `w` (`D` divisible by 4).
+# 2. **Relative offsets as a matrix.** Section 2.2 showed that dot products of sinusoid rows depend only on
+#    the offset. A stronger statement holds: moving `k` slots is one fixed linear map. Write
+#    `shift_matrix(k, dim)`, the `(D, D)` matrix `R` with `pos[n + k] = R @ pos[n]` for every row `n` of
+#    `sincos_1d(·, dim)`: one 2×2 block per channel pair, zeros elsewhere. Check it on `table_1d`
+#    yourself: `table_1d[k:]` should equal `table_1d[:-k] @ R.T`.
+# 3. **Resizing a time table by hand.** Write `interpolate_time(time, new_frames)`: a `(T, D)` table to
+#    `(T', D)` by linear interpolation, first and last rows kept, as `resize_time` does in section 5, but
+#    without `F.interpolate`: new row `k` reads the old table at the real position `k·(T − 1)/(T' − 1)`.
+# 4. **Parameters of three layouts.** Write `position_params(frames, size, tubelet, dim)` returning the
+#    learned parameters `(joint, space_time, axial)` of the position code for `frames × size × size` clips
+#    cut into `tubelet = (kt, kh, kw)` tubelets: one vector per token, TimeSformer's space + time tables,
+#    and an *axial* code that learns three tables, for t, h and w, and adds one row of each to a token.
+#    Then print the three counts for 16-frame 224² clips cut into 2×16×16 tubelets at width 768.
+# 5. **Which models can never learn direction? (an experiment).** Write `order_sensitive(model, clips,
+#    block)`: whether `model`'s logits change when the order of the blocks of `block` frames of `clips` is
+#    reversed (use `reverse_blocks` from section 1, and a tolerance: rounding is not a change). Run it on
+#    `frame_model(position, pool)`, the untrained frame-token ViViT of sections 1 and 4, for every position
+#    code in `POSITIONS` and both pools, on the clips below with `block=2`. Then set `blind` to the set of
+#    `(position, pool)` pairs whose model stays blind to frame order, so can never learn the direction
+#    task, however long it trains. Before you run it, predict: does a CLS token help?
 
 # %%
-from vtlib.exercises.nb02 import check_position_params, check_sincos_1d, check_spacetime_table
+from vtlib.exercises.nb02 import check_interpolate_time, check_position_params, check_shift_matrix, check_sincos_2d
 
-_ = check_sincos_1d(my_sincos_1d)
-_ = check_spacetime_table(my_spacetime_table)
-_ = check_position_params(lambda grid, dim: (grid[0] * grid[1] * grid[2] * dim, (grid[0] + grid[1] * grid[2]) * dim))
+
+def sincos_2d(grid_hw: tuple[int, int], dim: int) -> torch.Tensor:
+    """(nh*nw, dim) in (h w) order: [1D code of h | 1D code of w], each dim // 2 channels wide."""
+    raise NotImplementedError
+
+
+_ = check_sincos_2d(sincos_2d)
+
+# %%
+def shift_matrix(k: int, dim: int) -> torch.Tensor:
+    """(dim, dim) matrix R with sincos_1d(., dim)[n + k] = R @ sincos_1d(., dim)[n]."""
+    raise NotImplementedError
+
+
+_ = check_shift_matrix(shift_matrix)
+
+# %%
+def interpolate_time(time: torch.Tensor, new_frames: int) -> torch.Tensor:
+    """(T, D) -> (new_frames, D): linear in time, first and last rows kept, no F.interpolate."""
+    raise NotImplementedError
+
+
+_ = check_interpolate_time(interpolate_time)
+
+# %%
+def position_params(frames: int, size: int, tubelet: tuple[int, int, int], dim: int) -> tuple[int, int, int]:
+    """(joint, space_time, axial): learned parameters of three position layouts for this clip and tubelet."""
+    raise NotImplementedError
+
+
+_ = check_position_params(position_params)
+
+# %%
+from vtlib.exercises.nb02 import POSITIONS, check_order_blindness, frame_model
+
+
+def order_sensitive(model: nn.Module, clips: torch.Tensor, block: int) -> bool:
+    """True if reversing the order of the blocks of `block` frames of clips (B, C, T, H, W) changes the logits."""
+    raise NotImplementedError
+
+
+order_clips, _ = make_motion_videos(8, "direction", seed=3)        # (8, 1, 28, 28, 28)
+print("position codes:", ", ".join(POSITIONS), "| pools: mean, cls")
+# try: order_sensitive(frame_model("none", "mean"), order_clips, 2)
+blind = None                                                       # a set of (position, pool) pairs
+_ = check_order_blindness(order_sensitive, blind)
 
 # %% [markdown]
 # ## Summary

@@ -185,8 +185,9 @@ print("matches vtlib.pooling.AttentionPool:", torch.allclose(mine, ref, atol=1e-
 # %% [markdown]
 # What each read-out costs in our small ViViT (dim 64, depth 4, 112 tubelet tokens): the CLS token
 # adds D = 64 parameters and one token to every block; the attention pool adds the query (D), the
-# key/value map (2D² + 2D) and the output projection (D² + D), that is 3D² + 4D = 12 544 parameters,
-# and no token.
+# key/value map (2D² + 2D) and the output projection (D² + D), that is 3D² + 4D parameters, and no
+# token. The counts below show both differences: 220,034 with a CLS token and 232,514 with the attention
+# pool, against 219,970 with mean pooling.
 
 # %%
 for kind in ("cls", "mean", "attn"):
@@ -247,8 +248,8 @@ print("token 0 is identical for 64 test clips before the encoder:", torch.allclo
 #
 # Same ViViT (tubelet 4×7×7, 112 tokens, dim 64, depth 4, 4 heads, learned positions), same recipe
 # (AdamW, lr 1e-3, warm-up + cosine, 5 epochs, weights chosen on validation AUC, test evaluated once),
-# only `pool` changes. One seed here; the 3-seed sweep is in section 9. Each model takes about
-# 30 seconds on a 2-core CPU.
+# only `pool` changes. One seed here; the 3-seed sweep is in section 9. Training these three models
+# is the slow part of this notebook, which runs in about a minute on a 2-core CPU.
 
 # %%
 EPOCHS = 5
@@ -271,8 +272,7 @@ train("mean")
 # %%
 train("attn")
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for kind, r in results.items():
     print(f"pool={kind:<5} best epoch {r.best_epoch} | val AUC {r.best_val['auc']:.3f} | "
           f"test AUC {r.test['auc']:.3f} ACC {r.test['acc']:.3f}   (seed 0, {device}, {EPOCHS} epochs)")
@@ -344,8 +344,7 @@ show_token_maps({"gland share": gland[i].float(), "CLS attn ×112": w_cls[i] * 1
 # (for mean pooling that share is simply the fraction of such tubelets), and the **effective number
 # of tokens read**, exp(entropy) of the weights (112 for mean pooling, 1 for a single token).
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 stats = {"mean": weight_stats(torch.full_like(w_cls, 1 / 112), gland),
          "cls": weight_stats(w_cls, gland), "attn": weight_stats(w_attn, gland)}
 for kind, s in stats.items():
@@ -386,8 +385,7 @@ wrong = evaluate(models["mean"], data["test"], "binary-class")
 models["mean"].pool = keep                                         # put the mean back
 agree = (right["scores"].argmax(1) == wrong["scores"].argmax(1)).mean()
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"mean read-out: test AUC {right['auc']:.3f} | read at token 0: test AUC {wrong['auc']:.3f}, "
       f"same predicted class for {agree:.1%} of test clips")
 print(f"cosine similarity between patch outputs of a clip: {patch_similarity(models['mean'], x_test):.3f}")
@@ -410,13 +408,12 @@ print("and its test AUC is within 0.03 of the mean read-out:", abs(wrong["auc"] 
 token_auc = token_readout_aucs(models["mean"], data["test"])          # (112,)
 show_token_maps({"test AUC": token_auc}, "mean-pooled model, head read at each token (0.5 = chance)", vmin=0.5)
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"test AUC when reading one token: min {token_auc.min():.3f}, median {token_auc.median():.3f}, "
       f"max {token_auc.max():.3f}; token 0: {token_auc[0]:.3f}")
 
 # %% [markdown]
-# The spread over tokens is small too. So what does the pitfall cost? Here, a few thousandths of AUC,
+# The spread over tokens is small too. So what does the pitfall cost? Here, a thousandth or two of AUC,
 # which is exactly why it survives: a run looks fine and nobody checks the read-out. It is still a
 # bug. The head reads a different quantity than the one it was trained on, and the agreement only
 # holds because of two facts about *this* data and *this* model (an empty corner, tokens that have
@@ -472,10 +469,10 @@ if summary is not None:
 # - **No read-out wins.** Mean test AUC ± std over 3 seeds: CLS 0.774 ± 0.058, mean 0.775 ± 0.022,
 #   attention pool 0.787 ± 0.075, token 0 (trained that way) 0.774 ± 0.013; test ACC 0.76-0.78 against
 #   a majority baseline of 0.768. The spread between the means (0.013) is a fraction of one seed's
-#   standard deviation. Single runs range from 0.70 to 0.83, because the epoch chosen on 98
+#   standard deviation. Single runs range from 0.70 to 0.83 <!-- from: results/pooling.csv -->, because the epoch chosen on 98
 #   validation clips varies from 1 to 7: that moves test AUC more than the read-out does. Linear probes
 #   on the frozen features tell the same story (0.77-0.80 for every read-out).
-# - **With the test set's own noise counted** (notebook 13: approximate 95 % intervals of the paired difference; these sweeps kept per-seed AUCs, not per-clip scores): attention pool minus CLS +0.013 [-0.134, +0.160], not resolved; the interval is wide enough to hide a
+# - **With the test set's own noise counted** (notebook 13: approximate 95 % intervals of the paired difference; these sweeps kept per-seed AUCs, not per-clip scores): attention pool minus CLS +0.013 [-0.134, +0.160], not resolved; <!-- from: notebook 13 --> the interval is wide enough to hide a
 #   real gap of 0.1 either way.
 # - **The CLS token is selective, the attention pool is not, in every seed.** The CLS query puts
 #   0.25 ± 0.03 of its last-block weight on gland tubelets (uniform: 0.138) and effectively reads
@@ -495,22 +492,81 @@ if summary is not None:
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a check from `vtlib.exercises.nb03` that prints a verdict. The cells below run the
-# checks on the functions written above; replace them with your own versions and run again.
+# Each exercise has a check from `vtlib.exercises.nb03` that prints one line: "correct", or "not yet" with a
+# hint. The cells below hold stubs; write your code in place of `raise NotImplementedError` and run the
+# cell again. (Reference solutions are in `vtlib/exercises/solutions/nb03.py`; try first.)
 #
-# 1. Write `prepend_cls(x, cls)`: `(B, N, D)` and `(1, 1, D)` → `(B, N + 1, D)`, CLS first.
-# 2. Write `mean_pool(x)`: `(B, N, D)` → `(B, D)`.
-# 3. Write `attn_pool(x, query)` (single head, no projections) returning `(B, D)`.
-# 4. (Open) The attention pool's query starts at std 0.02, so its weights start uniform. Train the
-#    attention-pool model again after `models["attn"].pool = AttentionPool(dim=64, init_std=1.0)`
-#    (before `fit`). Do the weights move further from 1/112? Does the test AUC change beyond the seed spread?
+# 1. **Mean pooling with padding.** Clips of different lengths are padded to the same number of tokens,
+#    and `keep` (B, N) is True for a clip's real tokens. Write `masked_mean_pool(x, keep)`: `(B, N, D)` →
+#    `(B, D)`, each clip's mean over its real tokens only, whatever the padding holds.
+# 2. **Several queries.** Write `multi_query_pool(x, queries)`: `Q` learned queries `(Q, D)`, each one the
+#    single-head attention pool of section 4 (no projections) over all the tokens, giving `(B, Q, D)`, one
+#    pooled vector per query. With `Q = 1` it must agree with `attention_pool`.
+# 3. **Which outputs does a read-out use?** Section 2 found that with a CLS read-out the patch outputs of
+#    the *last* block get no gradient. Write `block_patch_grads(model, clips)`: for each block of a ViViT,
+#    the norm of the gradient of `model(clips).sum()` with respect to that block's outputs at the patch
+#    tokens (the CLS left out). Run it on `grad_model(pool)` (an untrained ViViT of depth 3) for
+#    `pool` in "cls", "mean" and "attn" with `grad_clips()`, and fill `no_gradient`: for each pool, the
+#    list of blocks (0-based) whose patch outputs get no gradient.
+# 4. **How far must the query grow? (an experiment).** Section 7 found the trained attention pool almost as
+#    uniform as mean pooling. Measure how selective an *untrained* pool is as its query grows. Write
+#    `effective_tokens(weights)`: `(B, N)` → `(B,)`, exp of the entropy of each row (a weight of 0 adds
+#    nothing), and `pool_spread(x, stds, seed)`: for each std, `torch.manual_seed(seed)` and then
+#    `AttentionPool(dim=D, init_std=std)`, its weights on `x`, and the mean over clips of the effective
+#    tokens. Run it on the tokens `x` of section 2 for the stds in `STDS`, and set `half_std`: the smallest
+#    one at which the pool reads fewer than half of the 112 tokens. How does the default 0.02 compare?
 
 # %%
-from vtlib.exercises.nb03 import check_attention_pool, check_mean_pool, check_prepend_cls
+from vtlib.exercises.nb03 import check_masked_mean_pool, check_multi_query_pool
 
-_ = check_prepend_cls(prepend_cls)
-_ = check_mean_pool(mean_pool)
-_ = check_attention_pool(lambda x, query: attn_pool(x, query)[0])
+
+def masked_mean_pool(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """x (B, N, D), keep (B, N) bool (True = real token) -> (B, D): the mean over each clip's real tokens."""
+    raise NotImplementedError
+
+
+_ = check_masked_mean_pool(masked_mean_pool)
+
+# %%
+def multi_query_pool(x: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+    """x (B, N, D), queries (Q, D) -> (B, Q, D): one single-head attention pool per query."""
+    raise NotImplementedError
+
+
+_ = check_multi_query_pool(multi_query_pool)
+
+# %%
+from vtlib.exercises.nb03 import check_block_patch_grads, grad_clips, grad_model
+
+
+def block_patch_grads(model: ViViT, clips: torch.Tensor) -> list[float]:
+    """For each block of model.encoder: the norm of d model(clips).sum() / d (block output) at the patch tokens."""
+    raise NotImplementedError
+
+
+print("grad_model('cls'):", len(grad_model("cls").encoder.blocks), "blocks | grad_clips():", tuple(grad_clips().shape))
+# try: block_patch_grads(grad_model("cls"), grad_clips())
+no_gradient = None                    # a dict: pool -> list of blocks, e.g. {"cls": [...], "mean": [...], "attn": [...]}
+_ = check_block_patch_grads(block_patch_grads, no_gradient)
+
+# %%
+from vtlib.exercises.nb03 import STDS, check_pool_spread
+
+
+def effective_tokens(weights: torch.Tensor) -> torch.Tensor:
+    """weights (B, N), each row summing to 1 -> (B,): exp of the entropy of each row."""
+    raise NotImplementedError
+
+
+def pool_spread(x: torch.Tensor, stds, seed: int = 0) -> list[float]:
+    """For each std: mean effective tokens of a fresh AttentionPool(dim=D, init_std=std) on x (B, N, D)."""
+    raise NotImplementedError
+
+
+print("query stds to try:", STDS)
+# try: pool_spread(x, STDS)
+half_std = None
+_ = check_pool_spread(effective_tokens, pool_spread, half_std)
 
 # %% [markdown]
 # ## Summary

@@ -414,8 +414,7 @@ else:
     axes[0].legend(fontsize=8)
     plt.show()
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 def slope(rows, key, a=256, b=512):
     """Log-log slope of ``key`` between ``a`` and ``b`` frames: 1 = linear, 2 = quadratic."""
     va, vb = (float(next(r[key] for r in rows if int(r["frames"]) == f)) for f in (a, b))
@@ -436,9 +435,9 @@ if slopes:
     print("joint attention's CPU time grows fastest:", max(slopes, key=lambda v: slopes[v][1]) == "model1-joint")
 
 # %% [markdown]
-# At 28 frames all five models cost within a factor of 1.7 of each other; at 512 frames
-# (N = 2048 tokens) joint attention needs about 7x the FLOPs of Model 2 and its cost is dominated by
-# the `N²` scores. This is the paper's argument for factorising (and why its Model 1 with
+# At 28 frames the five models need between 39.5 and 64.2 MFLOPs per clip; at 512 frames (N = 2048)
+# joint attention needs 5156.2 MFLOPs against Model 2's 738.5, and its cost is dominated by the `N²`
+# scores. This is the paper's argument for factorising (and why its Model 1 with
 # ViViT-L runs out of memory beyond 48 frames): it matters when clips are long, not at 28³ with
 # 112 tokens.
 #
@@ -449,7 +448,7 @@ if slopes:
 # selects each run's epoch on validation AUC and evaluates the test split once:
 #
 # ```
-# python -m vtlib.experiments.vivit_variants                       # adrenal: about 15 min on a quiet 2-core CPU
+# python -m vtlib.experiments.vivit_variants                       # adrenal: 15 runs of two to six minutes each on one CPU thread
 # python -m vtlib.experiments.vivit_variants --part train --dataset direction --epochs 6 --n-train 512
 # ```
 
@@ -460,8 +459,7 @@ print("summary found:", bool(summary))
 if not summary:
     print("results/vivit_variants_summary.csv not found: run the command above to fill this table")
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 def show_table(dataset):
     rows = [r for r in summary if r["dataset"] == dataset]
     if not rows:
@@ -486,25 +484,25 @@ show_table("direction")
 # Model 2 0.815 ± 0.017, Model 4 0.803 ± 0.017, Model 1 0.767 ± 0.039, average-pool baseline
 # 0.765 ± 0.014, Model 3 0.758 ± 0.019. Test ACC stays between 0.764 and 0.785 for every variant, at
 # or just above the majority-class baseline (0.768): the models rank glands well but their default
-# 0.5 threshold barely beats "always normal". Measured against the paper's Table 2:
+# 0.5 threshold barely beats "always normal" <!-- from: definition: the default decision threshold -->. Measured against the paper's Table 2:
 #
 # | paper's claim | here, at 112 tokens and 220k parameters | holds? |
 # |---|---|---|
-# | Model 1 is the most accurate (K400) | Model 1 is third; its seeds spread most (0.72 to 0.80) | **no** (as on the paper's small EK set, where Model 2 wins) |
-# | Model 2 beats its average-pool baseline | +0.050 AUC, about 4 standard errors with 3 seeds | **yes** |
-# | the temporal transformer costs almost nothing | 40.3 vs 39.5 MFLOPs, 1026 vs 1103 clips/CPU-s | **yes** |
+# | Model 1 is the most accurate (K400) | Model 1 is third; its seeds spread most (0.72 to 0.80 <!-- from: results/vivit_variants.csv -->) | **no** (as on the paper's small EK set, where Model 2 wins) |
+# | Model 2 beats its average-pool baseline | 0.815 against 0.765 AUC, about 4 standard errors with 3 seeds | **yes** over seeds (not resolved once the test set's noise is counted, below) |
+# | the temporal transformer costs almost nothing | 40.3 vs 39.5 MFLOPs, 1026 vs 1102 clips/CPU-s | **yes** |
 # | Model 4 adds no parameters to Model 1 | 219 970 vs 220 034 = Model 1 minus its CLS vector | **yes** (exact) |
-# | Model 3 has the most parameters (extra QKV/O) | 287 042, 30 % more than Model 1 | **yes** |
+# | Model 3 has the most parameters (extra QKV/O) | 287 042 against Model 1's 220 034 | **yes** |
 # | Model 3 needs fewer FLOPs than Model 1 | 64.2 vs 60.3 MFLOPs: more, since N − S − nt = 89 < 2D = 128 | **no** at 28 frames, yes from 64 frames on |
 # | Model 4 has the fewest FLOPs | Model 2 and its baseline are cheaper (equal total depth here, deeper Model 2 in the paper) | **no** |
-# | Model 1 is the slowest | at 28 frames Models 3 and 4 are slower on a CPU (579 and 648 vs 842 clips/CPU-s): small matrices, more reshapes; at 512 frames Model 1 is 2.6 to 5.8x slower than the others | **only for long clips** |
+# | Model 1 is the slowest | at 28 frames Models 3 and 4 are slower on a CPU (579 and 648 vs 842 clips/CPU-s <!-- from: results/vivit_variants.csv -->): small matrices, more reshapes; at 512 frames Model 1 takes 95.31 ms per clip of CPU time against 16.44 to 37.19 ms for the others <!-- from: results/vivit_variants_cost.csv --> | **only for long clips** |
 # | the average-pool baseline is the least accurate | it ties with Model 1 and Model 3 | **no** |
 #
-# **With the test set's own noise counted** (notebook 13: approximate 95 % intervals of the paired difference; these sweeps kept per-seed AUCs, not per-clip scores): Model 2 minus Model 1 +0.048 [-0.035, +0.132] and Model 2
-# minus its average-pool baseline +0.051 [-0.017, +0.119]: neither is resolved.
+# **With the test set's own noise counted** (notebook 13: approximate 95 % intervals of the paired difference; these sweeps kept per-seed AUCs, not per-clip scores): Model 2 minus Model 1 +0.048 [-0.035, +0.132] and Model 2 <!-- from: notebook 13 -->
+# minus its average-pool baseline +0.051 [-0.017, +0.119]: neither is resolved. <!-- from: notebook 13 -->
 #
 # Three seeds cannot separate differences smaller than about 0.03 AUC: the gaps between Model 1,
-# Model 3 and the baseline are within noise, and Model 2's lead over Model 1 (0.048) is about two
+# Model 3 and the baseline are within noise, and Model 2's lead over Model 1 (0.048 <!-- from: notebook 13 -->) is about two
 # standard errors. What survives is the structural part of Table 2 (parameters, FLOPs and how they
 # grow) and the paper's small-data observation that the factorised encoder does best when data are
 # scarce. AdrenalMNIST3D is also a volume, not a video: its "frames" are slices of a static organ,
@@ -527,16 +525,17 @@ if direction:
 # **The synthetic direction task** (512 training clips, 6 epochs, 3 seeds, CPU; every class-1 clip
 # is a class-0 clip played backwards) is solved by every variant: test AUC 0.999 to 1.000,
 # **the average-pool baseline included**. Section 2 predicted this: a 4×7×7 tubelet spans 4
-# frames, over which the object moves about 1.6 to 2.8 pixels, so the tubelet convolution sees the
+# frames, and the object travels 11 to 20 pixels over the 28 frames (`vtlib.data.synthetic`), so it
+# shifts by one to two pixels inside every tubelet: the tubelet convolution sees the
 # direction before any attention runs, and averaging over token-frames loses nothing that matters.
 # With single-frame tokens (`embed="frame"`) the baseline would only add up per-frame evidence,
 # which this task makes useless (every frame looks alike in both classes). In a short exploratory
-# run (width 32, 4 epochs, one seed; not in the CSV) it stayed at chance (test AUC 0.47), but so did
-# Model 2 with single-frame tokens (0.40): learning to compare positions across frames needs more
+# run (width 32, 4 epochs, one seed; not in the CSV) it stayed at chance, but so did Model 2 with
+# single-frame tokens: learning to compare positions across frames needs more
 # training than that, and we did not pursue it.
 #
-# Test ACC is lower than AUC for some runs (Model 3: 0.50, 0.75, 1.00) because the epoch is selected
-# on validation AUC, which reaches 1.0 after one epoch, before the 0.5 threshold is calibrated: the
+# Test ACC is lower than AUC for some runs (Model 3: 0.50, 0.75, 1.00 <!-- from: results/vivit_variants.csv -->) because the epoch is
+# selected on validation AUC, which reaches 1.0 after one epoch, before the 0.5 threshold is calibrated <!-- from: definition: the default decision threshold -->: the
 # ranking is perfect, the default cut is not yet.
 
 # %% [markdown]
@@ -558,8 +557,7 @@ for v in ("model2-fe", "model2-avgpool"):
                  test_loader=data["test"])
     live[v] = result.test
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for v, t in live.items():
     print(f"{v:<16} test AUC {t['auc']:.3f}  ACC {t['acc']:.3f}   (seed 0, 3 epochs, {device.type})")
 
@@ -569,61 +567,87 @@ print("both learned something (test AUC > 0.6):", all(t["auc"] > 0.6 for t in li
 # %% [markdown]
 # In the build of this notebook (seed 0, 3 epochs, CPU) the test AUCs were 0.667 (Model 2) and 0.690
 # (baseline), with test ACC 0.768 for both: after 3 epochs each model still answers "normal" at the
-# 0.5 threshold, while its scores already rank the glands. Seeds 1 and 2 gave 0.691 / 0.707 and
-# 0.751 / 0.721, and all five variants at this size gave 0.66 to 0.78 over seeds 0-2: the order
-# changes from seed to seed, which is why the table above uses the command's 3 seeds and 10 epochs.
+# 0.5 threshold <!-- from: definition: the default decision threshold -->, while its scores already
+# rank the glands. With seed 1 the baseline stays ahead, with seed 2 Model 2 is; over seeds 0-2 all
+# five variants at this size spread over about a tenth of AUC. The order changes from seed to seed,
+# which is why the table above uses the command's 3 seeds and 10 epochs (change the seeds in the cell
+# above to see it).
 #
 # ## Exercises
 #
-# Each exercise has a check from `vtlib.exercises.nb06` that prints a verdict. The cells below run
-# the checks on reference answers; replace them with your own code.
+# Each exercise has a check from `vtlib.exercises.nb06` that prints one line: "correct", or "not yet" with a
+# hint. The cells below hold stubs; write your code in place of `raise NotImplementedError` and run the
+# cell again. (Reference solutions are in `vtlib/exercises/solutions/nb06.py`; try first.)
 #
-# 1. `group_by_frame(tokens, nt)`: `(B, nt·S, D) → (B·nt, S, D)`, one sequence per token-frame.
-# 2. `score_entries(nt, S)`: the score entries of one layer and head for joint attention and for
-#    space-plus-time attention, as a pair.
-# 3. `same_position_mask(nt, S)`: the `(N, N)` bool mask of temporal attention.
-# 4. `temporal_attention(x, attn, nt)`: apply a `MultiHeadAttention` along time only (Model 3's
-#    second attention), `(B, nt·S, D) → (B, nt·S, D)`.
-# 5. `model3_cheaper(nt, S, dim)`: True when a Model 3 block costs fewer FLOPs than a Model 1 block.
-#    Try it on 64-frame clips, and on ViViT-B's `nt = 16, S = 196, D = 768`.
+# 1. **Another token order.** Some code bases store the tokens position-major, `(h w t)`: all token-frames
+#    of position 0 first, then position 1, and so on. Write `group_by_frame_hwt(tokens, nt)`, which takes
+#    `(B, S·nt, D)` tokens in that order and returns one sequence per token-frame, `(B·nt, S, D)`, clip 0's
+#    frames first and each frame's tokens in `(h w)` order.
+# 2. **Temporal attention that cannot see the future.** A model that classifies a stream while it arrives
+#    must not look at frames it has not received. Write `causal_temporal_attention(x, attn, nt)`: Model 3's
+#    temporal attention, `(B, nt·S, D) → (B, nt·S, D)` with the tokens in `(t h w)` order, in which the token
+#    of token-frame i at position p attends to the tokens at position p in token-frames 0 to i only.
+# 3. **Score entries of a whole clip.** Write `clip_score_entries(variant, nt, S, depth, heads)`: the entries
+#    of every attention score matrix for one clip, over all blocks and heads, for Models 1 to 4 as `build`
+#    makes them (`"model1-joint"`, `"model2-fe"`, `"model3-fsa"`, `"model4-fdp"`; Model 2 has `depth - 1`
+#    spatial blocks and one temporal block). Count every CLS token that takes part. It is checked at sizes
+#    too large to build (up to two million tokens a clip), so write a formula; the `scores/clip` column of
+#    section 5 gives you one value per model to test it against.
+# 4. **Where Model 3 becomes cheaper (an experiment).** Section 5 found the rule N − S − nt > 2·D for one
+#    block. Write `formula_frames(dim, S, t)`: the smallest clip length (t frames per token-frame, S tokens
+#    per token-frame) at which a Model 3 block costs fewer FLOPs than a Model 1 block by that rule. Then
+#    measure it: write `measured_frames(dim)`, which builds the whole `"model1-joint"` and `"model3-fsa"`
+#    (`build(v, frames=T, dim=dim)` on 28 × 28 clips) for T = 4, 8, 12, ..., counts their FLOPs on one
+#    clip with `measure_flops`, and returns the first T at which Model 3 is cheaper. Compare the two for
+#    `dim` = 16, 32 and 64, and set `earlier` to `"formula"` or `"measured"`: whichever gives the smaller
+#    frame count where they differ. Can you say why they differ?
 
 # %%
 from vtlib.exercises.nb06 import (
-    check_group_by_frame,
-    check_model3_cheaper,
-    check_same_position_mask,
-    check_score_entries,
-    check_temporal_attention,
+    check_causal_temporal_attention,
+    check_clip_score_entries,
+    check_crossover,
+    check_group_by_frame_hwt,
 )
 
 
-def group_by_frame(tokens, nt):
-    return rearrange(tokens, "b (t s) d -> (b t) s d", t=nt)
+def group_by_frame_hwt(tokens, nt):
+    """tokens (B, S*nt, D) in (h w t) order -> (B*nt, S, D), one sequence per token-frame."""
+    raise NotImplementedError
 
 
-def score_entries(nt, S):
-    return (nt * S) ** 2, nt * S ** 2 + S * nt ** 2
+_ = check_group_by_frame_hwt(group_by_frame_hwt)
+
+# %%
+def causal_temporal_attention(x, attn, nt):
+    """x (B, nt*S, D) in (t h w) order -> (B, nt*S, D): a token sees its position in its own and earlier
+    token-frames only."""
+    raise NotImplementedError
 
 
-def same_position_mask(nt, S):
-    place = torch.arange(nt * S) % S
-    return place[:, None] == place[None, :]
+_ = check_causal_temporal_attention(causal_temporal_attention)
+
+# %%
+def clip_score_entries(variant, nt, S, depth, heads):
+    """Entries of all attention score matrices of one clip (all blocks and heads) for build(variant, ...)."""
+    raise NotImplementedError
 
 
-def temporal_attention(x, attn, nt):
-    h = rearrange(x, "b (t s) d -> (b s) t d", t=nt)
-    return rearrange(attn(h), "(b s) t d -> b (t s) d", b=x.shape[0])
+_ = check_clip_score_entries(clip_score_entries)
+
+# %%
+def formula_frames(dim, S, t):
+    """Smallest clip length at which a Model 3 block needs fewer FLOPs than a Model 1 block (the rule)."""
+    raise NotImplementedError
 
 
-def model3_cheaper(nt, S, dim):
-    return nt * S - S - nt > 2 * dim
+def measured_frames(dim):
+    """Smallest T in 4, 8, 12, ... at which the whole Model 3 needs fewer measured FLOPs than Model 1."""
+    raise NotImplementedError
 
 
-_ = check_group_by_frame(group_by_frame)
-_ = check_score_entries(score_entries)
-_ = check_same_position_mask(same_position_mask)
-_ = check_temporal_attention(temporal_attention)
-_ = check_model3_cheaper(model3_cheaper)
+earlier = None       # "formula" or "measured": which finds the smaller frame count where the two differ?
+_ = check_crossover(formula_frames, measured_frames, earlier)
 
 # %% [markdown]
 # ## Summary

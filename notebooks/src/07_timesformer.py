@@ -326,9 +326,10 @@ for r in bench:
           f"(x{float(r['train_clips_s_ratio']):.3f}), same FLOPs: {r['gflops_fwd_per_clip_ratio'] in ('1', '1.0')}")
 
 # %% [markdown]
-# On our CPU the two run at the same speed at the course size (inference 8 % faster, training 4 % slower,
-# within what a shared machine moves) and vtlib is faster at 686 tokens (20 % in inference, 8 % in
-# training, every paired repeat), with less peak memory. The FLOPs are identical: the arithmetic is the
+# On our CPU the two are close at the course size: vtlib's inference is a little faster (ratio 1.078 <!-- from: results/bench_timesformer.csv -->,
+# ahead in 3 of 5 paired repeats) and its training a little slower (0.964, behind in all 5) <!-- from: results/bench_timesformer.csv -->.
+# At 686 tokens vtlib is faster (1.195 in inference, 1.079 in training, in every paired repeat) <!-- from: results/bench_timesformer.csv -->,
+# and it needs less peak memory in both. The FLOPs are identical: the arithmetic is the
 # same, only the bookkeeping (reshapes, copies) differs.
 #
 # ## 7. Table 1 at small scale: results of the experiment command
@@ -346,8 +347,7 @@ summary = read_csv(summary_path) if summary_path.exists() else []
 if not summary:
     print("results/timesformer_summary.csv not found: run python -m vtlib.experiments.timesformer")
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for ds in dict.fromkeys(r["dataset"] for r in summary):
     rows = [r for r in summary if r["dataset"] == ds]
     print(f"{ds} ({rows[0]['epochs']} epochs, {rows[0]['n']} seeds, CPU):")
@@ -379,7 +379,7 @@ if table and runs:
 #
 # - **Space-only attention is at chance on the direction task** (test AUC 0.52 ± 0.03), as it must be: it
 #   sees each frame alone and averages them. The paper's version of this lesson is SSv2, where space-only
-#   loses 23 points (36.6 against 59.5) while on appearance-driven Kinetics it loses 1.
+#   loses 23 points (36.6 against 59.5) while on appearance-driven Kinetics it loses 1. <!-- from: paper: TimeSformer (Bertasius et al. 2021), Table 1 -->
 # - **Divided attention can solve it, but how reliably depends on its initialisation.** With the
 #   reference's zero-initialised temporal `fc`, one seed of three reached test AUC 1.00 within 8 epochs
 #   and two stayed near chance (mean 0.70 ± 0.26). The same model with a random `fc` solved all three
@@ -397,13 +397,13 @@ if table and runs:
 #   divided holds here, and only with a random `fc`.
 # - **The paper's equation for the CLS** (`divided-cls`) made no measurable difference: on AdrenalMNIST3D
 #   0.754 ± 0.036 against 0.756 ± 0.046; on direction it behaves like divided with a zero `fc` (0 of 3).
-# - **On AdrenalMNIST3D all five schemes land within 0.034 AUC of each other** (0.722 to 0.756), well
+# - **On AdrenalMNIST3D all five schemes land between test AUC 0.722 and 0.756**, a spread well
 #   inside one seed-to-seed standard deviation (up to 0.046), with ACC at the majority level (0.77). Divided
 #   has the highest mean and local-global the lowest, but 3 seeds cannot separate them.
 #   A volume's slices carry no motion, so, as on Kinetics, space-only attention loses nothing.
-# - **With the test set's own noise counted** (notebook 13: approximate 95 % intervals of the paired difference; these sweeps kept per-seed AUCs, not per-clip scores): divided minus space-only +0.027 [-0.069, +0.123], not resolved.
-# - **Cost at 8 frames:** divided has 40 % more parameters than joint (84k against 60k: the extra attention
-#   and `fc`) and, at only 129 tokens, slightly *more* FLOPs (22.3M against 21.3M per clip) and lower CPU
+# - **With the test set's own noise counted** (notebook 13: approximate 95 % intervals of the paired difference; these sweeps kept per-seed AUCs, not per-clip scores): divided minus space-only +0.027 [-0.069, +0.123], not resolved. <!-- from: notebook 13 -->
+# - **Cost at 8 frames:** divided has more parameters than joint (84 098 against 60 386: the extra
+#   attention and `fc`) and, at only 129 tokens, slightly *more* FLOPs (22.3M against 21.3M per clip) and lower CPU
 #   throughput (1147 against 1560 clips per CPU-second): when N·T is small the extra projections cost more
 #   than the attention they save. Axial is the slowest (813 clips/s; three attentions per block).
 #
@@ -422,8 +422,9 @@ print("every probe at chance (|AUC - 0.5| < 0.1):", bool(probes) and all(abs(flo
 # %% [markdown]
 # No. Every probe (seed 0, CPU) ended between test AUC 0.47 and 0.51, and no training loss went below
 # 0.688: a third of the learning rate or ten times less, four times the data, 33 instead of 129 tokens,
-# a time code about 38 times larger than the learned one's start (row norm 4.9 against 0.13), a model
-# with 3.4 times the parameters (205k against 60k). The
+# a sin-cos time code of row norm 4.9 where the learned one starts from entries of standard deviation
+# 0.02 <!-- from: config: vtlib.models.timesformer, time_init="normal" -->, and a wider, deeper model
+# (dim 64, depth 4: more than three times the parameters). The
 # model stays at the point where every clip gets the same score. What these probes do not rule out: a
 # much longer schedule, or a start from a trained image model as in the paper.
 #
@@ -469,20 +470,22 @@ print("joint grows faster than divided from 8 to 64 frames:",
 # Joint attention's cost grows with the square of the token count, divided attention's roughly linearly
 # (its temporal part grows with T², but T is small next to N·T). Measured on one CPU thread: at 8 frames
 # joint and divided cost about the same (21 against 22 MFLOPs); divided is cheaper from 16 frames on, and
-# at 128 frames (2049 tokens) joint needs 4.1× the FLOPs (1848 against 450 MFLOPs) and 3.7× the CPU time
-# (54 against 15 ms per clip). Growing the frames to 112 pixels at 8 frames (also 2049 tokens) gives
-# 3.4× and 2.9×. Local-global's windows span all frames, so it grows faster than divided with T; axial has
-# the fewest FLOPs at 112 pixels. This is the shape of the paper's Figure 3, where joint attention runs out
-# of GPU memory at 448-pixel frames or 32 frames: its (1 + N·T)² score matrix per head and layer
-# (67 MB per clip here at 2049 tokens and 4 heads) is what divided attention never builds.
+# at 128 frames (2049 tokens) joint needs 1848 against 450 MFLOPs and 54.1 against 14.8 ms of CPU time per clip <!-- from: results/timesformer_cost.csv -->.
+# Growing the frames to 112 pixels at 8 frames (also 2049 tokens) gives 1848 against 540 MFLOPs and 55.2 against 18.8 ms <!-- from: results/timesformer_cost.csv -->.
+# Local-global's windows span all frames, so it grows faster than divided with T; at 112 pixels axial needs
+# the fewest FLOPs of the four schemes that attend across frames (463 MFLOPs <!-- from: results/timesformer_cost.csv -->). This is the
+# shape of the paper's Figure 3, where joint attention runs out of GPU memory at 448-pixel frames or 32
+# frames: its (1 + N·T)² score matrix per head and layer (here 33 587 208 scores per clip over 4 heads and 2 layers <!-- from: results/timesformer_cost.csv -->)
+# is what divided attention never builds.
 #
 # ## 8. Live: space-only attention cannot see motion
 #
 # The synthetic `direction` task of notebook 00: an object glides left or right across the frame, and
 # every class-1 clip is a class-0 clip played backwards. Both classes contain the same frames, so a
 # model that ignores frame order must be at chance. Space-only attention processes each frame alone
-# and averages the frames: it *is* such a model. Divided attention sees order through temporal
-# attention and the time embedding.
+# and averages the frames: it *is* such a model. Divided attention needs both of its temporal parts:
+# the time embedding labels each frame with its index, and temporal attention compares the labelled
+# frames (attention alone, without the labels, cannot tell one order from another: exercise 4 measures it).
 #
 # Same sizes as the experiment (dim 48, 2 blocks, 8 frames, 1024 training clips, 8 epochs, seed 0),
 # one run per scheme. One change: we start the temporal `fc` at random (`temporal_init="default"`).
@@ -502,8 +505,7 @@ for name, kw in {"space": dict(attention="space"), "divided": dict(attention="di
                      test_loader=data["test"])
     seconds[name] = time.perf_counter() - t0
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for name, r in live.items():
     print(f"{name:>8}: val AUC per epoch {[round(h['val_auc'], 2) for h in r.history]} | "
           f"test AUC {r.test['auc']:.3f} ACC {r.test['acc']:.3f} | {seconds[name]:.0f} s on {device}")
@@ -526,35 +528,69 @@ print("the temporal fc grew away from zero:",
 #
 # ## Exercises
 #
-# Each exercise has a check from `vtlib.exercises.nb07` that prints a verdict. The cells below run the
-# checks on reference answers; replace them with your own code.
+# Each exercise has a check from `vtlib.exercises.nb07` that prints one line: "correct", or "not yet" with a
+# hint. The cells below hold stubs; write your code in place of `raise NotImplementedError` and run the
+# cell again. (Reference solutions are in `vtlib/exercises/solutions/nb07.py`; try first.)
 #
-# 1. Write `comparisons(attention, N, T)`: the keys one patch query scores in one block, for "space",
-#    "joint" and "divided" (the paper's equation, CLS included in both attentions).
-# 2. Write the temporal grouping `(B, T·N, D) -> (B·N, T, D)` with `einops.rearrange` (grid T = nh = nw = 4).
-# 3. Write the global grouping of local-global attention: stride 2 in t, h and w,
-#    `(B, T·N, D) -> (B·8, T·N/8, D)`, groups ordered by (t mod 2, h mod 2, w mod 2).
-# 4. Build a divided TimeSformer with `temporal_init="default"` (random `fc`), then switch its temporal
-#    branch off by zeroing `fc` in every block.
+# 1. **A temporal window.** Long clips make even divided attention's temporal part grow with T². A cheaper
+#    variant lets a patch look only at nearby frames. Write `time_window_mask(grid, w)`: the
+#    (1 + T·N) × (1 + T·N) bool pattern of that temporal attention for a `(T, nh, nw)` grid, in the format of
+#    `attention_masks` (index 0 the CLS, patches in (t h w) order, row = query, column = key): a patch sees
+#    the patches at its own position in the frames at most `w` before or after its own, and the CLS takes no
+#    part, as in the reference code.
+# 2. **Score entries of one block.** Section 2 counted the keys of one query. Write
+#    `score_entries(attention, T, nh, nw)`: the entries of every score matrix that one block computes for
+#    one head and one clip, for each of the five schemes, with the reference code's handling of the CLS
+#    (every group of the last sub-attention gets its own copy).
+# 3. **The reference code's token order.** The official code and Hugging Face store the patch tokens as
+#    (h w t). Write `group_hwt(x, name, grid)`: for patch tokens `(B, T·N, D)` in that order, return exactly
+#    the sequences that `vtlib.models.timesformer.group` makes from the same tokens in (t h w) order, in the
+#    same order, for `name` = "time", "space", "width" and "height".
+# 4. **Who notices the frame order? (an experiment)** Write `order_change(model, clip, order)`: the largest
+#    absolute change of the logits when the frames of `clip` (B, C, T, H, W) are put in `order`. Run it on
+#    four TimeSformers (8 frames of 28 × 28, patch 7, dim 48, 2 blocks, 4 heads): the divided model as the
+#    reference code initialises it; with a random temporal `fc` (`temporal_init="default"`); with a random
+#    time embedding (`time_init="normal"`); and the joint model. Before you run it, guess. Then fill in
+#    `answers` from your numbers: True where the logits move by more than 1e-5. What, in these models,
+#    tells the frames apart?
 
 # %%
-from vtlib.exercises.nb07 import check_comparisons, check_grouping, check_temporal_branch_off
+from vtlib.exercises.nb07 import check_frame_order, check_group_hwt, check_score_entries, check_time_window_mask
 
 
-def comparisons(attention, N, T):
-    return {"space": N + 1, "joint": N * T + 1, "divided": N + T + 2}[attention]
+def time_window_mask(grid, w):
+    """grid (T, nh, nw) -> (1 + T*N, 1 + T*N) bool: each patch sees its position in frames at most w away."""
+    raise NotImplementedError
 
 
-_ = check_comparisons(comparisons)
-_ = check_grouping(lambda x: rearrange(x, "b (t h w) d -> (b h w) t d", t=4, h=4), name="time")
-_ = check_grouping(lambda x: rearrange(x, "b (t t1 h h1 w w1) d -> (b t1 h1 w1) (t h w) d", t1=2, h1=2, w1=2, t=2, h=2),
-                   name="global")
-exercise = TimeSformer(video_shape=(8, 28, 28), patch=7, dim=48, depth=2, heads=4, temporal_init="default")
-with torch.no_grad():
-    for b in exercise.blocks:
-        b.mixers["time"].fc.weight.zero_()
-        b.mixers["time"].fc.bias.zero_()
-_ = check_temporal_branch_off(exercise)
+_ = check_time_window_mask(time_window_mask)
+
+# %%
+def score_entries(attention, T, nh, nw):
+    """Entries of all score matrices of one block and one head for one clip."""
+    raise NotImplementedError
+
+
+_ = check_score_entries(score_entries)
+
+# %%
+def group_hwt(x, name, grid):
+    """x (B, T*N, D) patch tokens in (h w t) order -> the (B*G, L, D) groups of group(x in (t h w), name, grid)."""
+    raise NotImplementedError
+
+
+_ = check_group_hwt(group_hwt)
+
+# %%
+def order_change(model, clip, order):
+    """max |logits(clip) - logits(clip with its frames in `order`)|, a float."""
+    raise NotImplementedError
+
+
+# try: order_change(TimeSformer(video_shape=(8, 28, 28), patch=7, dim=48, depth=2, heads=4).eval(), clips,
+#                   [3, 0, 6, 1, 7, 2, 4, 5])
+answers = {"divided": None, "divided_random_fc": None, "divided_random_time": None, "joint": None}
+_ = check_frame_order(order_change, answers)
 
 # %% [markdown]
 # ## Summary
@@ -570,9 +606,9 @@ _ = check_temporal_branch_off(exercise)
 #   still clip); the first gradient reaches only `fc`.
 # - At small scale (3 seeds, 8 epochs, CPU): on the direction task space-only and joint attention stay at
 #   chance, divided attention solves it reliably only with a random `fc` (0.99 ± 0.01 test AUC; 1 seed of
-#   3 with the zero init). On AdrenalMNIST3D the five schemes are within 0.034 AUC (0.72 to 0.76), inside
-#   the seed noise. Divided attention is cheaper than joint from 16 frames on (4.1× fewer FLOPs at 128
-#   frames), slightly dearer at 8.
+#   3 with the zero init). On AdrenalMNIST3D the five schemes land between AUC 0.72 and 0.76, inside
+#   the seed noise. Divided attention is cheaper than joint from 16 frames on (450 against 1848 MFLOPs <!-- from: results/timesformer_cost.csv -->
+#   at 128 frames), slightly dearer at 8.
 #
 # **Next:** notebook 08 (VideoMAE) pre-trains a video transformer by reconstructing masked tubes.
 #

@@ -72,7 +72,7 @@ print("vtlib is ready")
 # ## 1. From tubelets to sparse tubes
 #
 # ViViT (notebooks 01 and 05) cuts a clip into **non-overlapping** tubelets: one Conv3d whose stride equals
-# its kernel, so every voxel is read exactly once and a 28³ clip with 4×7×7 tubelets gives 112 tokens.
+# its kernel, so every voxel is read exactly once and a 28³ clip with 4×7×7 tubelets gives 112 tokens <!-- from: notebook 01 -->.
 #
 # TubeViT keeps the convolution but lets go of "stride = kernel". A **tube** has its own kernel `k`,
 # stride `s` and offset `o` per axis (t, h, w). It starts reading at the offset, and with a stride larger
@@ -109,7 +109,7 @@ print("matches vtlib.tubes.tube_grid:", counts == [t.num_tokens(PAPER_VIDEO) for
 # widely (the unofficial port `daniel-code/TubeViT` has an issue about it, #7). You cannot reach 559 from
 # the table: every tube has a 7×7 or 14×14 spatial grid, so every tube's count is a multiple of 49, and
 # so is any total. 539 = 11·49; 559 is not a multiple of 49. Reading the rule differently (ignoring
-# offsets, rounding up instead of down) does not help either: try it in exercise 1. Trust a count you
+# offsets, rounding up instead of down) does not help either: the cell below tries rounding up. Trust a count you
 # can redo; do not put 559 in a test.
 
 # %%
@@ -159,8 +159,9 @@ for size in (64, 28):
 print("28^3 preset = 64^3 preset x 7/16:", rescale_tubes(tube_preset(64), 7 / 16) == tube_preset(28))
 
 # %% [markdown]
-# ViViT Model 1 at the same sizes uses 4×7×7 tubelets at 28³ (112 tokens) and 8×16×16 at 64³ (128
-# tokens) and reads every voxel. The tubes give 76 and 80 tokens and read 12.9 % and 9.3 % of the voxels.
+# ViViT Model 1 at the same sizes uses 4×7×7 tubelets at 28³ and 8×16×16 at 64³ (113 and 129 tokens,
+# counting its CLS token; section 5 prints them) and reads every voxel. The tubes give 76 and 80 tokens
+# and read a share of 0.129 and 0.093 of the voxels.
 # With so few tokens on such small clips each video tube has a 2×2 spatial grid: the rescaled tubes are
 # *very* sparse in space, and only the 2D patch (4×4 grid) covers a whole frame. Where do the windows
 # fall? Below, the (t, h) plane of a 28³ clip (w fixed inside the first column of windows), over the
@@ -320,9 +321,9 @@ for size in (28, 64):
 
 # %% [markdown]
 # (ViViT's count includes its CLS token.) The FLOP counts are exact and the same on every machine: at
-# 28³ the tubes cut the FLOPs per clip by about 40 %; at 64³ by about two thirds, because ViViT's
-# tubelet embedding alone reads all 262,144 voxels with 2048-voxel kernels, while the tubes read 9.3 %
-# of them. Throughput depends on the machine, so it is not measured live here: the experiment
+# 28³ the tubes need 11.67 MFLOPs per clip against ViViT's 19.51, at 64³ 14.91 against 45.82, because
+# ViViT's tubelet embedding alone reads all 64³ voxels with 8×16×16 kernels, while the tubes read a
+# share of 0.093 of them. Throughput depends on the machine, so it is not measured live here: the experiment
 # command measured it (clips per CPU-second, one thread, batch 32, the best of 3 rounds of a median of 5)
 # and wrote it, with the counts, to `results/tubevit_cost.csv`:
 
@@ -343,9 +344,9 @@ flops_ok = all(measure_flops(build_tubevit(s).eval(), torch.zeros(1, 1, s, s, s)
 print("TubeViT needs fewer FLOPs per clip than ViViT Model 1 at 28^3 and 64^3:", flops_ok)
 
 # %% [markdown]
-# On the course's 2-core CPU TubeViT classified 2,860 clips per CPU-second at 28³ against ViViT's 2,113
-# (1.35× faster), and 1,538 against 970 at 64³ (1.59×). The speed-up is smaller than the FLOP ratio (19.51
-# / 11.67 = 1.67× and 45.82 / 14.91 = 3.07×): a model this small spends much of its time outside the
+# On the course's 2-core CPU TubeViT classified 2,860 clips per CPU-second at 28³ against ViViT's 2,113,
+# and 1,538 against 970 at 64³. The speed-up is smaller than the FLOP ratio (19.51 against 11.67 MFLOPs
+# at 28³, 45.82 against 14.91 at 64³): a model this small spends much of its time outside the
 # matrix products the FLOP count measures (four convolutions on cropped views instead of one, LayerNorms,
 # softmax, Python overhead).
 #
@@ -367,8 +368,7 @@ seed_everything(0)
 live["ViViT M1"] = fit(build_vivit(28), data["train"], data["val"], train_config(LIVE_EPOCHS, seed=0),
                        test_loader=data["test"])
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for name, res in live.items():
     print(f"{name:<9} best epoch {res.best_epoch}/{LIVE_EPOCHS}: val AUC {res.best_val['auc']:.3f} | "
           f"test AUC {res.test['auc']:.3f} ACC {res.test['acc']:.3f} | "
@@ -458,7 +458,7 @@ if summary:
 #   the paper reports on Kinetics either. Our tubes read 9-13 % of tiny clips through 2×2 spatial grids;
 #   the paper's read about 10 % of 224² clips through 7×7 grids, and were trained jointly with ImageNet
 #   for 300k steps.
-# - **With the test set's own noise counted** (notebook 13: approximate 95 % intervals of the paired difference; these sweeps kept per-seed AUCs, not per-clip scores): TubeViT minus ViViT -0.046 [-0.125, +0.034] at 28³, not resolved; +0.050 [-0.050, +0.150] at 64³, not resolved.
+# - **With the test set's own noise counted** (notebook 13: approximate 95 % <!-- from: definition: 95 % confidence interval --> intervals of the paired difference; these sweeps kept per-seed AUCs, not per-clip scores): TubeViT minus ViViT -0.046 [-0.125, +0.034] at 28³, not resolved; +0.050 [-0.050, +0.150] at 64³, not resolved <!-- from: notebook 13 -->.
 # - *Table 7a (position code): does not reproduce.* None 0.725 ± 0.022, learned 0.714 ± 0.023, sin-cos at
 #   grid indices (no stride or offset) 0.723 ± 0.011, sin-cos at tube centres 0.722 ± 0.017: all within
 #   one standard deviation of each other. The paper's 5-7 point gain for tube-centre codes needs a task
@@ -497,7 +497,7 @@ with torch.no_grad():
 # %% [markdown]
 # ### Joint training on slices and clips
 #
-# TubeViT's best models train on images and videos at once (Table 5: 91.5 on Kinetics-600 jointly, 90.4
+# TubeViT's best models train on images and videos at once (Table 5: 91.5 on Kinetics-600 jointly, 90.4 <!-- from: paper: TubeViT (Piergiovanni et al. 2023), Table 5 -->
 # when pre-trained on ImageNet first). Our stand-in for an image data set is the slices of the training
 # clips (slices 10–18, each of which shows the gland in 76-100 % of the clips), each labelled with its
 # clip's label.
@@ -515,8 +515,7 @@ slices = slice_loaders(data, SLICES[28])
 joint_slice = evaluate(joint.model, slices["test"], "binary-class")
 video_slice = evaluate(model, slices["test"], "binary-class", device="cpu")
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"{'trained on':<16}{'clip test AUC':>15}{'slice test AUC':>16}")
 print(f"{'clips only':<16}{live['TubeViT'].test['auc']:>15.3f}{video_slice['auc']:>16.3f}")
 print(f"{'slices + clips':<16}{joint.test['auc']:>15.3f}{joint_slice['auc']:>16.3f}")
@@ -532,7 +531,7 @@ if summary:
         print(f"{name:<20}{pm(name):>16}{pm(name, 'slice_test_auc'):>17}   {run_info(name)}")
 
 # %% [markdown]
-# In the stored live run (seed 0, 6 epochs, CPU) joint training gave clip test AUC 0.719 and slice test
+# In the stored live run (seed 0, 6 epochs, CPU) joint training gave clip test AUC 0.720 and slice test
 # AUC 0.597, against 0.731 and 0.592 for the clip-only model of section 6: one seed, differences of
 # about one AUC point in either direction.
 #
@@ -581,8 +580,7 @@ seed_everything(0)
 before = evaluate(gated, data["test"], "binary-class", device="cpu")   # = the image model on the middle slice
 gated_res = fit(gated, data["train"], data["val"], train_config(2, seed=0, lr=5e-4), test_loader=data["test"])
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"image model, slice val AUC {image_res.best_val['auc']:.3f}; on test clips (middle slice) AUC {before['auc']:.3f}")
 print(f"after 2 epochs on clips with the gate: test AUC {gated_res.test['auc']:.3f} ACC {gated_res.test['acc']:.3f}, "
       f"gate tanh(alpha) = {gated.gate.item():.3f}")
@@ -593,19 +591,19 @@ print("image-to-video test AUC >= 0.55:", gated_res.test["auc"] >= 0.55)
 
 # %% [markdown]
 # The gate keeps its promise at the start, exactly: same outputs, on clips and on slices. In the stored
-# live run the image model scored test AUC 0.639 on clips (reading their middle slice), and after 2
+# live run the image model scored test AUC 0.638 on clips (reading their middle slice), and after 2
 # epochs with the gate 0.643, with tanh α still 0.000 to three decimals.
 #
 # What the gate does not do is make a brief fine-tune use the tubes. In the experiment command (3 seeds,
-# 3 epochs, lr 5e-4) validation picked epoch 1 in every seed, with tanh α = 0.0001, 0.0006 and 0.0016,
+# 3 epochs, lr 5e-4) validation picked epoch 1 in every seed, with tanh α = 0.0001, 0.0006 and 0.0016 <!-- from: results/tubevit.csv -->,
 # and the clip AUC stayed the image model's (0.638 ± 0.009 against 0.640 ± 0.011), well below the
 # 0.722 ± 0.017 of a TubeViT trained on clips from scratch. At α = 0 the new branch gets no gradient at
 # all (it is multiplied by tanh α = 0); only α does, and that gradient comes from a random branch, so
 # its sign changes from batch to batch. Trying harder did not change this (seed 0, 5 epochs each, tried
 # while writing this notebook and not in `results/`): lr 1e-3 or 3e-3, or training only the head (or the
 # head and the last block) of the image model next to the new branch, kept |tanh α| below 0.01 at every
-# epoch. One of those runs (lr 1e-3) did reach clip AUC 0.681, with tanh α = 0.0004: the gain came from
-# fine-tuning the image model on the clips' middle slices, not from the tubes. Check the gate before you
+# epoch. One of those runs (lr 1e-3) did gain a few points of clip AUC with the gate still nearly closed:
+# the gain came from fine-tuning the image model on the clips' middle slices, not from the tubes. Check the gate before you
 # credit the new branch. The paper fine-tunes its gated models far longer (Table 6). A closed gate buys
 # safety at the start and pays for it with time to open.
 #
@@ -630,8 +628,7 @@ for ax, title in zip(axes[0], ["2D 7x7"] + [f"cube t{i}" for i in range(4)] + [f
     ax.set_title(title, fontsize=6)
 plt.show()
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 torch.manual_seed(0)
 init = build_tubevit(28)                                         # the same seed: the weights training started from
 for name, w0, w1 in zip(names, init.embed.convs, model.embed.convs):
@@ -646,25 +643,75 @@ for name, w0, w1 in zip(names, init.embed.convs, model.embed.convs):
 #
 # ## Exercises
 #
-# Each exercise has a check from `vtlib.exercises.nb09` that prints a verdict. The cells run the checks
-# on reference answers; replace them with your own code.
+# Each exercise has a check from `vtlib.exercises.nb09` that prints one line: "correct", or "not yet" with a
+# hint. The cells below hold stubs; write your code in place of `raise NotImplementedError` and run the
+# cell again. (Reference solutions are in `vtlib/exercises/solutions/nb09.py`; try first.)
 #
-# 1. Write `n_tokens(video_shape, kernel, stride, offset)`: the number of tokens of one tube. Then try
-#    the wrong readings (no offset, rounding up) on the paper's tubes and convince yourself none gives 559.
-# 2. Write `centres(video_shape, kernel, stride, offset)`: the (N, 3) tube centres in (t h w) order.
-# 3. Write `gated_add(z, contribution, alpha)` so that the new branch starts closed but can open.
-# 4. *Design.* Make your own tubes for 28³ clips: at least three shapes including a 2D patch, at most
-#    112 tokens (ViViT's count), reading at least a quarter of the voxels. Train it with
-#    `TubeViT(tubes=my_tubes, dim=48, depth=2)` if you have a few minutes.
+# 1. **A stride for a given count.** Designing a tube usually runs the other way round: you know how many
+#    windows you want along an axis and look for the stride. Write `fit_stride(size, kernel, offset, n)`:
+#    the largest stride that gives exactly `n` windows (n ≥ 2) along an axis of `size` voxels, the one that
+#    spreads them out the most, or `None` when no stride gives exactly n (that happens: find a case by
+#    hand before you code).
+# 2. **Centres of a dilated tube.** A Conv3d can also be *dilated*: its kernel reads every d-th voxel, so
+#    k voxels span (k − 1)·d + 1 of them and the tube is sparse inside each window too. Write
+#    `dilated_centres(video_shape, kernel, stride, offset, dilation)`: the (N, 3) centres (t, h, w) of
+#    such a tube's tokens, each the mean coordinate of the voxels its window reads, rows in `(t h w)`
+#    order. With dilation (1, 1, 1) it must agree with section 4.
+# 3. **A gate per channel.** Section 7 gates the whole new branch with one number, tanh α. Write
+#    `gated_add(z, contribution, alpha)` with one gate per channel: `alpha` has shape (D,), and channel d
+#    of `contribution` is multiplied by g(alpha[d]) before it is added to `z` (both (B, N, D)). The gate
+#    function g must (i) be exactly 0 at α = 0, so that the output is `z` bit for bit; (ii) have a
+#    non-zero slope at 0, so that every α[d] gets a gradient there; (iii) stay between −1 and 1 for every
+#    α, and open fully, g → 1, for large α. tanh is one such function; any other with these three
+#    properties passes the check too.
+# 4. **Tubes that look where the gland is (an experiment).** Section 2 counted, tube by tube, the windows
+#    that touch the gland. Write `hit_rate(tubes, gland)`: the share of *all* the windows of a set of
+#    tubes, over every clip of `gland` (N, 1, 28, 28, 28; 1 inside the gland), that hold at least one
+#    gland voxel, so that a tube with more windows weighs more. Measure it for `tube_preset(28)`. Then
+#    design `my_tubes` for 28³ clips: at least three kernel shapes, one of them a 2D patch (kernel t = 1),
+#    at most 76 tokens (the preset's count), and a hit rate of at least 40 % <!-- from: definition: the exercise's bar --> on the training clips. The
+#    presence map of section 2 tells you where to put them. What does your design cost? Compare the share
+#    of voxels your tubes read (`tube_coverage`) with the preset's, and look at which parts of the clip no
+#    window reads any more. If you have a few minutes, train
+#    `TubeViT(tubes=my_tubes, dim=48, depth=2)` with the recipe of section 6 and compare its test AUC.
 
 # %%
-from vtlib.exercises.nb09 import check_closed_gate, check_tube_centres, check_tube_count, check_tube_design
+from vtlib.exercises.nb09 import check_closed_gate, check_dilated_centres, check_fit_stride, check_tube_design
 
-_ = check_tube_count(count_tokens)
-_ = check_tube_centres(lambda shape, k, s, o: my_centres(shape, Tube(k, s, o)))
-_ = check_closed_gate(lambda z, c, alpha: z + torch.tanh(alpha) * c)
-my_tubes = [Tube((1, 7, 7), (28, 7, 7), (14, 0, 0)), Tube((4, 7, 7), (8, 7, 7)), Tube((8, 4, 4), (8, 8, 8), (2, 2, 2))]
-_ = check_tube_design(my_tubes)
+
+def fit_stride(size, kernel, offset, n):
+    """The largest stride giving exactly n windows (n >= 2) along one axis of size voxels, or None."""
+    raise NotImplementedError
+
+
+_ = check_fit_stride(fit_stride)
+
+# %%
+def dilated_centres(video_shape, kernel, stride, offset, dilation):
+    """(N, 3) centres (t, h, w) of the tokens of a dilated tube, rows in (t h w) order."""
+    raise NotImplementedError
+
+
+_ = check_dilated_centres(dilated_centres)
+
+# %%
+def gated_add(z, contribution, alpha):
+    """z, contribution (B, N, D), alpha (D,) -> (B, N, D): channel d of contribution gated by g(alpha[d])."""
+    raise NotImplementedError
+
+
+_ = check_closed_gate(gated_add)
+
+# %%
+def hit_rate(tubes, gland):
+    """Share of all the windows of tubes, over every clip of gland (N, 1, 28, 28, 28), holding a gland voxel."""
+    raise NotImplementedError
+
+
+start = Tube((1, 7, 7), (14, 7, 7), (14, 0, 0))   # the preset's 2D patch, if you want a place to start
+my_tubes = None                  # your list of Tube(kernel, stride, offset) for 28^3 clips
+_ = check_tube_design(hit_rate, my_tubes, gland)
+
 
 # %% [markdown]
 # ## Summary
@@ -673,8 +720,9 @@ _ = check_tube_design(my_tubes)
 #   (D − o − k) // s + 1 tokens; the paper's four tubes give **539** tokens on 32×224×224 (not 559: every
 #   tube count is a multiple of 49) and read about 10 % of the voxels.
 # - Rescaled to MedMNIST (the paper's tubes at 64³, with the 2D patch on the middle frame; ×7/16 at 28³)
-#   they give 80 and 76 tokens against ViViT's 129 and 113 (with its CLS), and 3.07× (64³) and 1.67× (28³)
-#   fewer FLOPs; measured on one CPU thread they ran 1.59× and 1.35× faster.
+#   they give 80 and 76 tokens against ViViT's 129 and 113 (with its CLS), and need 14.91 against 45.82
+#   MFLOPs per clip (64³) and 11.67 against 19.51 (28³); measured on one CPU thread they classified 1,538
+#   against 970 and 2,860 against 2,113 clips per second.
 # - Tokens are placed at their **tube centres**, o + i·s + (k − 1)/2, and coded with the fixed factorised
 #   sin-cos; coding the index inside each tube instead gives 40 distinct codes for 76 tokens.
 # - TubeViT is a plain ViT: joint attention over all tube tokens, attention pooling, a linear head.

@@ -323,7 +323,7 @@ print(f"the sweep's `cnn` (3D, widths 8-64, one block per stage): {count_paramet
 #
 # Karpathy et al. (CVPR 2014) asked where in a CNN the frames of a clip should meet. Their four answers,
 # scaled down in `vtlib.models.fusion.FusionCNN` to one small tower (three 3×3 convolutions with
-# BatchNorm, two 2× max-pools, global average pooling, then a fully connected layer), on 10-frame clips:
+# BatchNorm, two max-pools that halve each frame's height and width, global average pooling, then a fully connected layer), on 10-frame clips:
 #
 # | fusion | frames the tower reads | temporal kernel (stride) per conv | where frames meet |
 # |---|---|---|---|
@@ -334,7 +334,7 @@ print(f"the sweep's `cnn` (3D, widths 8-64, one block per stage): {count_paramet
 #
 # Slow fusion's strided temporal kernels cover a clip with no frame left over only for 10, 18, 26, ...
 # frames (10 + 8m), so we use 10 frames. On Sports-1M the paper found that motion helped only a little
-# (slow fusion 60.9 % video hit@1 against 59.3 % for a single frame): a sports frame already shows most
+# (slow fusion 60.9 % video hit@1 against 59.3 % for a single frame <!-- from: paper: Karpathy et al. 2014, Table 1 -->): a sports frame already shows most
 # of the class. So test the idea where motion is *all* there is: the synthetic **direction** task of
 # notebook 00, where every class-1 clip is a class-0 clip played backwards. Both classes contain the same
 # frames, so a model that never compares frames is at chance by construction.
@@ -361,8 +361,7 @@ for fusion in FUSIONS:
                  test_loader=motion["test"])
     fusion_runs[fusion] = (result, time.perf_counter() - t0)
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for fusion, (r, seconds) in fusion_runs.items():
     print(f"{fusion:<6} test AUC {r.test['auc']:.3f}  ACC {r.test['acc']:.3f}  (best epoch {r.best_epoch}, "
           f"{seconds:.1f} s, seed 0, {device})")
@@ -389,8 +388,9 @@ print("slow fusion sees the motion (test AUC >= 0.9):", fusion_auc["slow"] >= 0.
 #
 # ## 5. Live on AdrenalMNIST3D: per-frame 2D + temporal conv against one slice
 #
-# Back to real data. AdrenalMNIST3D volumes are binary shapes of adrenal glands (23 % of them with
-# hyperplasia); depth slices are the frames. Two small CNNs, 2 epochs each, one seed:
+# Back to real data. AdrenalMNIST3D volumes are binary shapes of adrenal glands, some with hyperplasia
+# (a share of 0.218 of the training clips and 0.232 of the test clips <!-- from: notebook 00 -->); depth
+# slices are the frames. Two small CNNs, 2 epochs each, one seed:
 #
 # - `FrameTemporalCNN` of section 1: the 2D stack on all 28 slices, a temporal conv over 3 slices, pooling;
 # - `FusionCNN(fusion="single")`: one tower on the middle slice only.
@@ -414,8 +414,7 @@ for name, build in adrenal_models.items():
     result = fit(build(), adrenal["train"], adrenal["val"], adrenal_cfg, test_loader=adrenal["test"])
     adrenal_runs[name] = (result, time.perf_counter() - t0)
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for name, (r, seconds) in adrenal_runs.items():
     print(f"{name:<22} test AUC {r.test['auc']:.3f}  ACC {r.test['acc']:.3f}  (best epoch {r.best_epoch} of 2, "
           f"{seconds:.1f} s, seed 0, {device})")
@@ -587,8 +586,7 @@ if rows:
 # default), on a batch of 8 to keep this cell short, and scale to batch 32 (convolution cost grows about
 # linearly with the batch):
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 threads = torch.get_num_threads()
 torch.set_num_threads(1)
 seed_everything(0)

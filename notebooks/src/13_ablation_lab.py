@@ -193,9 +193,9 @@ print("paired is narrower:", bool(se_diff < np.hypot(se_a, se_b)))
 # | convolutional tokenizer (`vtlib.models.convvit`) | three 3×3×3 conv + BatchNorm + ReLU + max-pool stages turn 28³ into a 4×4×4 grid of 64 tokens | locality and translation equivariance for free (Hassani et al. 2021; Xiao et al. 2021) |
 # | attention pooling | a learned query reads the 64 output tokens | notebook 03 |
 # | 3D flips and in-plane 90° rotations | a mirrored or turned gland is still a gland: 16 orientations of each volume (8 in-plane × 2 along depth) | the label does not depend on orientation |
-# | label smoothing 0.1, stochastic depth 0.1, weight decay 0.05 | regularisers of ViViT's Table 4 | fewer over-confident fits to 1,188 volumes |
+# | label smoothing 0.1, stochastic depth 0.1, weight decay 0.05 <!-- from: config: the recipe of vtlib.lab, printed in section 5 --> | regularisers of ViViT's Table 4 | fewer over-confident fits to 1,188 volumes <!-- from: notebook 00 --> |
 # | warm-up + cosine over 30 epochs, AdamW | the training loop of notebook 05 | |
-# | flip test-time averaging | the logits of the 8 mirrored copies are averaged at evaluation | lowers the variance of each prediction; costs 8× inference only |
+# | flip test-time averaging | the logits of the 8 mirrored copies are averaged at evaluation | lowers the variance of each prediction; costs 8 forward passes per clip, at inference only |
 #
 # The ingredients were fixed before any test number was read, from the published evidence in the table;
 # each run keeps the epoch with the best **validation** AUC, and the test split is read once per run.
@@ -241,7 +241,7 @@ for method in ("ResNet-18 + 3D", "ResNet-18 + ACS", "ResNet-50 + 3D", "auto-skle
 #
 # The CNN chapter's small 3D ResNet (one residual block per stage, widths 8 to 64, the MedMNIST
 # small-image design) trained with the same loop, schedule, augmentation and selection; it is scored
-# without test-time flips (they cost it 8× its already higher inference time), so it is compared with
+# without test-time flips (they would multiply its already higher inference cost by 8), so it is compared with
 # both the recipe and the recipe without flips. Paired on the seeds both have.
 
 # %%
@@ -278,7 +278,8 @@ say("recipe", "patch_tokens")
 # %% [markdown]
 # ## 7. What each ingredient contributes
 #
-# Each `no_*` configuration is the recipe with one ingredient removed, trained on seeds 0-2; the forest
+# Each `no_*` configuration is the recipe with one ingredient removed, trained on seeds 0-2 (the stored
+# `no_smoothing` runs cover seeds 0 and 1 only; an ablation with no stored runs is skipped); the forest
 # plot shows the paired difference "recipe minus ablation" with its 95 % interval (seeds and clips). A
 # line entirely right of 0 means the ingredient helps, and the data can tell.
 
@@ -339,8 +340,7 @@ live_root = Path(tempfile.mkdtemp())
 runs = [lab.Run("quick", seed=0), lab.Run("quick_no_aug", seed=0)]
 print([run.id for run in runs])
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 live = lab.sweep("live", runs, root=live_root, progress=False)
 live_rows = lab.summarize(live, reference="quick")
 print(lab.format_table(live_rows))

@@ -1,6 +1,7 @@
 """VTN at small scale: the design choices of the paper as ablations (notebook 10).
 
-    python -m vtlib.experiments.vtn                          # every part, seeds 0-2: about 20 min, one thread
+    python -m vtlib.experiments.vtn                          # every part, seeds 0-2: about 75 min, one thread
+    python -m vtlib.experiments.vtn --parts adrenal --configs scratch sparse-7   # a few configs only
     python -m vtlib.experiments.vtn --parts order            # (a) the long-video order task only
     python -m vtlib.experiments.vtn --parts adrenal --seeds 0
     python -m vtlib.experiments.vtn --parts cost             # (c) attention cost against frames, no training
@@ -19,7 +20,12 @@
     rotations and intensity scaling. Configs (``ADRENAL_CONFIGS``): ``scratch`` (the reference),
     windows 2 and 16 and full attention, depth 1 and 4, a local CLS, a random frozen backbone, and a
     backbone first trained on single slices (the 9 middle slices of every training clip, each
-    labelled with its clip's label) then frozen or fine-tuned.
+    labelled with its clip's label) then frozen or fine-tuned. ``sparse-7``: the model reads 7 of the 28
+    slices (every 4th, at a random phase in training, each at its true slice index), as VTN trains on a
+    few frames; the same weights are then tested on 7, 14 and 28 slices (rows ``sparse-7``,
+    ``sparse-7@14``, ``sparse-7@28``): frames at inference. ``scratch-64``, ``slice-frozen-64`` and
+    ``slice-finetune-64``: the 64^3 volumes (64 slices of 64 x 64; 6 epochs, as the course's other 64^3
+    rows; about 9 minutes a run).
 (c) ``cost``: one attention layer on T + 1 tokens (dim 64, 4 heads, window 18 as in the paper, the CLS global) for
     T = 32 ... 4096: attention scores (counted), FLOPs (``vtlib.cost.measure_flops``), peak and
     largest tensor memory (``vtlib.cost.PeakTensorMemory``, inference) and CPU milliseconds (median of 3, one
@@ -28,7 +34,10 @@
     ``results/vtn_cost.csv``.
 
 Resumable: ``results/vtn.csv`` is rewritten after every run, and a (part, config, seed) already in
-it is skipped (``--fresh`` starts over). ``results/vtn_summary.csv`` holds the mean and sample
+it is skipped (``--fresh`` starts over). The adrenal runs also keep every test clip's score in
+``results/vtn_scores.csv``, from which ``results/vtn_intervals.csv`` gives each config's mean test AUC
+with a 95 % interval over seeds and test clips, and its paired difference from ``scratch`` (or the
+config it varies: ``REFERENCE``) on the same clips. ``results/vtn_summary.csv`` holds the mean and sample
 standard deviation per (part, config). ``train_seconds`` is wall time of ``fit`` (for ``order``,
 without the shared frame pre-training, which ``pretrain_seconds`` gives); one thread throughout.
 """
@@ -83,7 +92,14 @@ ADRENAL_CONFIGS: dict[str, dict] = {
     "frozen-random": dict(backbone="random", freeze=True),
     "slice-frozen": dict(backbone="slice", freeze=True),
     "slice-finetune": dict(backbone="slice"),
+    "sparse-7": dict(frames=7),                     # 7 of the 28 slices in training; tested at 7, 14 and 28
+    "scratch-64": dict(size=64, epochs=6),          # AdrenalMNIST3D at 64^3: 64 slices of 64 x 64
+    "slice-frozen-64": dict(size=64, backbone="slice", freeze=True, epochs=6),
+    "slice-finetune-64": dict(size=64, backbone="slice", epochs=6),
 }
+SPARSE_EVAL = (14, 28)             # the extra slice counts a "sparse-7" model is tested at (rows "sparse-7@14", ...)
+REFERENCE = {"sparse-7@14": "sparse-7", "sparse-7@28": "sparse-7", "slice-frozen-64": "scratch-64",
+             "slice-finetune-64": "scratch-64"}
 # --------------------------------------------------------------------------------------- (c) cost
 COST_FRAMES = (32, 64, 128, 256, 512, 1024, 2048, 4096)
 COST_LAYER = dict(dim=64, heads=4, window=18)  # the authors' window: 9 frames on each side
@@ -123,6 +139,34 @@ class OnFeatures(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model.classify_features(rearrange(x, "b f t 1 1 -> b t f"))
+
+
+class SparseFrames(nn.Module):
+    """A VTN that reads ``frames`` evenly spaced slices of each clip, each at its true slice index
+    (``frame_ids``), as VTN trains on a few sampled frames and classifies many at inference.
+
+    In training the phase is random (slices 0, 4, 8, ... or 1, 5, 9, ...), so every position row learns;
+    in evaluation it is the middle phase ``(stride - 1) // 2``. ``eval_frames`` (default ``frames``) sets
+    how many slices evaluation reads: (B, C, T, H, W) -> logits, with T divisible by either count.
+    """
+
+    def __init__(self, model: VTN, *, frames: int, eval_frames: int | None = None) -> None:
+        super().__init__()
+        check_positive_int("frames", frames)
+        if eval_frames is not None:
+            check_positive_int("eval_frames", eval_frames)
+        self.model, self.frames, self.eval_frames = model, frames, eval_frames
+
+    def forward(self, x: Tensor) -> Tensor:
+        n = self.frames if self.training else (self.eval_frames or self.frames)
+        T = x.shape[2] if x.ndim == 5 else -1
+        if T < n or T % n:
+            raise bad_arg("x", f"clips (B, C, T, H, W) whose T is a multiple of {n} slices", f"shape {tuple(x.shape)}",
+                          "pass whole volumes, or set frames / eval_frames to a divisor of T")
+        stride = T // n
+        phase = int(torch.randint(stride, ())) if self.training else (stride - 1) // 2
+        ids = torch.arange(phase, T, stride, device=x.device)
+        return self.model(x[:, :, ids], frame_ids=ids)
 
 
 @torch.no_grad()
@@ -264,51 +308,75 @@ def order_run(config: str, seed: int, epochs: int = ORDER_EPOCHS) -> dict:
 
 # ----------------------------------------------------------------------------- adrenal runs
 @lru_cache(maxsize=4)
-def slice_pretrained_cnn(seed: int = 0, epochs: int = SLICE_EPOCHS) -> tuple[FrameCNN, float, float]:
-    """A FrameCNN trained on single AdrenalMNIST3D slices (the middle slices ``SLICES[28]`` of every
+def slice_pretrained_cnn(seed: int = 0, epochs: int = SLICE_EPOCHS, size: int = 28) -> tuple[FrameCNN, float, float]:
+    """A FrameCNN trained on single AdrenalMNIST3D slices (the middle slices ``SLICES[size]`` of every
     training clip, each with its clip's label; AdamW lr 3e-3, selected on validation slices).
-    Returns (backbone, slice test AUC, seconds). Cached per seed."""
+    Returns (backbone, slice test AUC, seconds). Cached per (seed, size)."""
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     net = SliceClassifier(FrameCNN(**ADRENAL_CNN))
-    data = slice_loaders(loaders("adrenal", size=28, batch_size=32, seed=seed), SLICES[28], seed=seed)
+    data = slice_loaders(loaders("adrenal", size=size, batch_size=32, seed=seed), SLICES[size], seed=seed)
     cfg = TrainConfig(epochs=epochs, lr=3e-3, seed=seed, progress=False, device="cpu")
     result = fit(net, data["train"], data["val"], cfg, test_loader=data["test"])
     return net.backbone, float(result.test["auc"]), time.perf_counter() - t0
 
 
-def adrenal_backbone(kind: str, seed: int) -> tuple[nn.Module | None, float]:
+def adrenal_backbone(kind: str, seed: int, size: int = 28) -> tuple[nn.Module | None, float]:
     """"scratch" -> None (VTN builds a new FrameCNN); "random" -> a new FrameCNN; "slice" -> a copy of
-    the slice-trained one. Returns (backbone, seconds spent training it)."""
+    the one trained on single slices of that size. Returns (backbone, seconds spent training it)."""
     check_choice("backbone", kind, ("scratch", "random", "slice"))
     if kind == "slice":
-        backbone, _, seconds = slice_pretrained_cnn(seed)
+        backbone, _, seconds = slice_pretrained_cnn(seed, size=size)
         return copy.deepcopy(backbone), seconds
     torch.manual_seed(seed)
     return (FrameCNN(**ADRENAL_CNN) if kind == "random" else None), 0.0
 
 
-def adrenal_run(config: str, seed: int, epochs: int = ADRENAL_EPOCHS) -> dict:
-    """(b): one run of ``ADRENAL_CONFIGS[config]`` on AdrenalMNIST3D 28^3; one result row."""
+def _test_scores(result) -> list[float]:
+    """The positive-class probability of every test clip, in split order, to float32 precision (fewer digits
+    would tie the nearly equal scores of a model at chance and change its AUC)."""
+    test = result["test"] if isinstance(result, dict) else result.test
+    return [float(f"{float(s):.9g}") for s in test["scores"][:, 1]]
+
+
+def adrenal_run(config: str, seed: int, epochs: int | None = None) -> list[dict]:
+    """(b): one run of ``ADRENAL_CONFIGS[config]`` on AdrenalMNIST3D (28^3, or 64^3 for ``size=64``).
+
+    Returns its result rows, each with the per-clip test scores under ``"_scores"``: one row, or for
+    ``sparse-7`` three (tested on 7 slices, then on ``SPARSE_EVAL`` slices, the same weights).
+    """
     from vtlib.data import augment
+    from vtlib.train import evaluate
 
     check_choice("config", config, list(ADRENAL_CONFIGS))
     cfg = ADRENAL_CONFIGS[config]
-    backbone, pretrain_seconds = adrenal_backbone(cfg.get("backbone", "scratch"), seed)
-    model_kw = {**ADRENAL_MODEL, "feature_dim": ADRENAL_CNN["out_dim"],
-                **{k: v for k, v in cfg.items() if k not in ("attention", "backbone", "freeze")}}
+    size, frames = cfg.get("size", 28), cfg.get("frames")
+    epochs = epochs or cfg.get("epochs", ADRENAL_EPOCHS)
+    backbone, pretrain_seconds = adrenal_backbone(cfg.get("backbone", "scratch"), seed, size)
+    skip = ("attention", "backbone", "freeze", "size", "frames", "epochs")
+    model_kw = {**ADRENAL_MODEL, "feature_dim": ADRENAL_CNN["out_dim"], "max_frames": size,
+                **{k: v for k, v in cfg.items() if k not in skip}}
     torch.manual_seed(seed)
     if backbone is None:
         backbone = FrameCNN(**ADRENAL_CNN)
     model = _vtn_model(backbone, attention=cfg.get("attention", "window"), freeze=cfg.get("freeze", False), **model_kw)
-    data = loaders("adrenal", size=28, batch_size=32, seed=seed)
+    net = model if frames is None else SparseFrames(model, frames=frames)
+    data = loaders("adrenal", size=size, batch_size=32, seed=seed)
     train_cfg = TrainConfig(epochs=epochs, lr=ADRENAL_LR, augment=augment, seed=seed, progress=False, device="cpu")
     t0 = time.perf_counter()
-    result = fit(model, data["train"], data["val"], train_cfg, test_loader=data["test"])
+    result = fit(net, data["train"], data["val"], train_cfg, test_loader=data["test"])
     row = _row("adrenal", config, seed, epochs, model, result, time.perf_counter() - t0)
-    return {**row, **_config_columns(cfg, ADRENAL_MODEL), "frames": 28,
-            "backbone": cfg.get("backbone", "scratch"), "frozen_backbone": cfg.get("freeze", False),
-            "pretrain_seconds": round(pretrain_seconds, 1), "lr": ADRENAL_LR}
+    row = {**row, **_config_columns(cfg, ADRENAL_MODEL), "frames": frames or size, "size": size,
+           "backbone": cfg.get("backbone", "scratch"), "frozen_backbone": cfg.get("freeze", False),
+           "pretrain_seconds": round(pretrain_seconds, 1), "lr": ADRENAL_LR, "_scores": _test_scores(result)}
+    rows = [row]
+    for n in SPARSE_EVAL if frames else ():
+        net.eval_frames = n                           # the weights fit kept, read with more slices
+        test = evaluate(net, data["test"], train_cfg.task)
+        rows.append({**row, "config": f"{config}@{n}", "frames": n, "test_auc": round(test["auc"], 4),
+                     "test_acc": round(test["acc"], 4), "_scores": _test_scores({"test": test})})
+    net.eval_frames = None
+    return rows
 
 
 # -------------------------------------------------------------------------------------- cost
@@ -403,18 +471,50 @@ def summary_rows(rows: list[dict]) -> list[dict]:
         for s in summarise(sub, keys=("test_auc", "test_acc", "val_auc")):
             first = next(r for r in sub if r["config"] == s["config"])
             secs = [float(r["train_seconds"]) for r in sub if r["config"] == s["config"]]
-            out.append({"part": part, **s, **{k: first[k] for k in ("epochs", "params", "window", "depth", "global_cls",
-                                                                    "backbone", "frozen_backbone")},
+            out.append({"part": part, **s, **{k: first.get(k, "") for k in ("epochs", "params", "window", "depth",
+                                                                          "global_cls", "backbone", "frozen_backbone",
+                                                                          "frames", "size")},
                         "train_seconds_mean": round(sum(secs) / len(secs), 1)})
     return out
 
 
+def _scores_path(out: Path) -> Path:
+    return out.with_name(out.stem + "_scores.csv")
+
+
+def _read_scores(out: Path) -> dict[tuple[str, str, str], list[float]]:
+    """{(part, config, seed): per-clip test scores} from ``results/vtn_scores.csv`` (one column per seed run)."""
+    path = _scores_path(out)
+    if not path.exists():
+        return {}
+    table = read_csv(path)
+    keys = [k for k in (table[0] if table else {}) if k.count("/") == 2]
+    return {tuple(k.split("/")): [float(r[k]) for r in table] for k in keys}
+
+
+def _write_scores(scores: dict[tuple[str, str, str], list[float]], out: Path) -> None:
+    """One row per test clip, one column "part/config/seed" per run, so the paired intervals can be recomputed."""
+    if not scores:
+        return
+    n = {len(s) for s in scores.values()}
+    if len(n) != 1:
+        raise ValueError(f"runs scored different test sets: lengths {sorted(n)}")
+    keys = sorted(scores)
+    write_csv([{"clip": i, **{"/".join(k): scores[k][i] for k in keys}} for i in range(n.pop())], _scores_path(out))
+
+
 def sweep(parts=("order", "adrenal"), seeds=(0, 1, 2), configs=None, out: str | Path = RESULTS / "vtn.csv",
           fresh: bool = False, verbose: bool = True) -> list[dict]:
-    """Train every (part, config, seed) not yet in ``out``; rewrite ``out`` (and its summary) after each run."""
+    """Train every (part, config, seed) not yet in ``out``; rewrite ``out`` (and its summary) after each run.
+
+    An ``adrenal`` run counts as done only when its per-clip test scores are in ``vtn_scores.csv`` too;
+    a row without them (from before the scores were kept) is trained again and replaced.
+    """
     out = Path(out)
     rows = [] if fresh or not out.exists() else read_csv(out)
-    done = {(r["part"], r["config"], str(r["seed"])) for r in rows}
+    scores = {} if fresh else _read_scores(out)
+    done = {(r["part"], r["config"], str(r["seed"])) for r in rows
+            if r["part"] != "adrenal" or (r["part"], r["config"], str(r["seed"])) in scores}
     prov = {**provenance(), "command": COMMAND}
     t_start = time.perf_counter()
     for part in parts:
@@ -425,16 +525,57 @@ def sweep(parts=("order", "adrenal"), seeds=(0, 1, 2), configs=None, out: str | 
             for seed in seeds:
                 if (part, config, str(seed)) in done:
                     continue
-                row = {**runner(config, seed), **prov}
-                rows.append(row)
+                new = runner(config, seed)
+                new = new if isinstance(new, list) else [new]
+                names = {r["config"] for r in new}
+                rows = [r for r in rows                # a re-run replaces its old rows
+                        if not (r["part"] == part and r["config"] in names and str(r["seed"]) == str(seed))]
+                for row in new:
+                    key = (part, row["config"], str(seed))
+                    if "_scores" in row:
+                        scores[key] = row.pop("_scores")
+                    rows.append({**row, **prov})
                 done.add((part, config, str(seed)))
                 write_csv(rows, out)
                 write_csv(summary_rows(rows), out.with_name(out.stem + "_summary.csv"))
+                _write_scores(scores, out)
                 if verbose:
-                    print(f"[{time.perf_counter() - t_start:6.0f} s] {part:>7} {config:>14} seed {seed}: "
-                          f"test AUC {row['test_auc']:.3f} ACC {row['test_acc']:.3f} (val AUC {row['val_auc']:.3f}, "
-                          f"best epoch {row['best_epoch']}/{row['epochs']}, {row['train_seconds']} s)", flush=True)
+                    for row in new:
+                        print(f"[{time.perf_counter() - t_start:6.0f} s] {part:>7} {row['config']:>17} seed {seed}: "
+                              f"test AUC {row['test_auc']:.3f} ACC {row['test_acc']:.3f} (val AUC "
+                              f"{row['val_auc']:.3f}, best epoch {row['best_epoch']}/{row['epochs']}, "
+                              f"{row['train_seconds']} s)", flush=True)
+    if "adrenal" in parts and scores:
+        write_csv(interval_rows(rows, scores), out.with_name(out.stem + "_intervals.csv"))
     return rows
+
+
+def interval_rows(rows: list[dict], scores: dict[tuple[str, str, str], list[float]]) -> list[dict]:
+    """For every ``adrenal`` config: the mean test AUC over seeds with a 95 % interval that counts seed and
+    test-set noise (``stats.pooled_interval``), and the paired difference from its reference (``REFERENCE``,
+    else ``scratch``) on the same test clips (``stats.paired_seeds``, seeds paired by index)."""
+    from vtlib import stats
+    from vtlib.data import load_split
+
+    y = load_split("adrenal", "test")[1].numpy()
+    runs: dict[str, dict[str, list[float]]] = {}
+    for (part, config, seed), s in sorted(scores.items(), key=lambda kv: (kv[0][1], int(kv[0][2]))):
+        if part == "adrenal":
+            runs.setdefault(config, {})[seed] = s
+    order = list(dict.fromkeys(r["config"] for r in rows if r["part"] == "adrenal" and r["config"] in runs))
+    out = []
+    for config in order:
+        ref = REFERENCE.get(config, "scratch")
+        seeds = sorted(set(runs[config]) & set(runs.get(ref, {})), key=int) if config != ref else []
+        mean = stats.pooled_interval(y, [runs[config][s] for s in sorted(runs[config], key=int)])
+        row = {"config": config, "seeds": " ".join(sorted(runs[config], key=int)), "test_auc": round(mean.estimate, 4),
+               "auc_low": round(mean.low, 4), "auc_high": round(mean.high, 4), "reference": ref if seeds else ""}
+        if seeds:
+            d = stats.paired_seeds(y, [runs[config][s] for s in seeds], [runs[ref][s] for s in seeds])
+            row.update(diff=round(d.diff, 4), diff_low=round(d.low, 4), diff_high=round(d.high, 4),
+                       p=round(d.p, 4), resolved=not (d.low <= 0 <= d.high))
+        out.append(row)
+    return out
 
 
 def main(argv=None) -> list[dict]:
