@@ -28,6 +28,7 @@ import json
 import re
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # notebook_tools, next to this file
@@ -46,7 +47,6 @@ CITATION = re.compile(r"(?:arXiv:?\s?|#|v|torch|Python|transformers|Table|Tables
 
 @dataclass(frozen=True)
 class Claim:
-    notebook: str
     line: str
     text: str         # the number as written, with its unit
     value: float
@@ -58,7 +58,7 @@ def _decimals(num: str) -> int:
     return len(num.split(".")[1]) if "." in num else 0
 
 
-def claims_in(markdown: str, notebook: str = "") -> list[Claim]:
+def claims_in(markdown: str) -> list[Claim]:
     """The measurement claims of one markdown cell (see the module docstring for what counts)."""
     out: list[Claim] = []
     markdown = re.sub(r"^\s*```.*?^\s*```", "", markdown, flags=re.MULTILINE | re.DOTALL)   # code blocks
@@ -82,7 +82,7 @@ def claims_in(markdown: str, notebook: str = "") -> list[Claim]:
                 continue                                 # a year or an id
             source = next((s for pos, s in sources if pos > m.start()), None)
             value = float(re.sub(r"[, \u2009\u202f]", "", num))
-            out.append(Claim(notebook, raw.strip(), num + unit, value, _decimals(num), source))
+            out.append(Claim(raw.strip(), num + unit, value, _decimals(num), source))
     return out
 
 
@@ -152,12 +152,23 @@ def notebook_texts(path: Path) -> tuple[list[str], str, str]:
     return markdown, "\n".join(outputs), "\n".join(code)
 
 
-def _csv_text(name: str) -> str:
+@lru_cache(maxsize=None)
+def _csv_values(name: str) -> dict[str, list[float]]:
+    """The numbers of one results CSV; a CSV column holds no units, so each counts for any unit but %."""
     path = REPO / name
     if not path.is_file():
-        return ""
+        return {u: [] for u in ("", *UNITS)}
     with open(path, newline="") as f:
-        return "\n".join(" , ".join(row) for row in csv.reader(f))
+        values = _by_unit("\n".join(" , ".join(row) for row in csv.reader(f)))
+    values.update({u: values[""] for u in UNITS if u != "%"})
+    return values
+
+
+@lru_cache(maxsize=None)
+def _notebook_values(number: str) -> dict[str, list[float]] | None:
+    """The numbers in the stored outputs of notebook ``number`` ("13"), or None if there is none."""
+    other = next(NB_DIR.glob(f"{number}_*.ipynb"), None)
+    return None if other is None else _by_unit(notebook_texts(other)[1])
 
 
 def _declared(claim: Claim) -> str | None:
@@ -165,16 +176,13 @@ def _declared(claim: Claim) -> str | None:
     source = claim.source or ""
     if source.startswith("results/"):
         name = source.split()[0]
-        values = _by_unit(_csv_text(name))
-        values.update({u: values[""] for u in UNITS if u != "%"})   # a CSV column holds no units
-        return None if _matches(claim, _backing(claim, values)) else f"not in {name}"
+        return None if _matches(claim, _backing(claim, _csv_values(name))) else f"not in {name}"
     nb = re.match(r"notebook (\d\d)\b", source)
     if nb:
-        other = next(NB_DIR.glob(f"{nb.group(1)}_*.ipynb"), None)
-        if other is None:
+        values = _notebook_values(nb.group(1))
+        if values is None:
             return f"no notebook {nb.group(1)}"
-        found = _matches(claim, _backing(claim, _by_unit(notebook_texts(other)[1])))
-        return None if found else f"not in notebook {nb.group(1)}'s outputs"
+        return None if _matches(claim, _backing(claim, values)) else f"not in notebook {nb.group(1)}'s outputs"
     if re.match(r"(paper|published|config|definition)\b", source):
         return None
     return f"unknown source {source!r} (expected results/NAME.csv, notebook NN, or paper: ...)"
@@ -197,7 +205,7 @@ def unsourced(path: Path) -> list[str]:
     own = _by_unit(outputs, code)
     problems = []
     for cell in markdown:
-        for claim in claims_in(cell, path.stem):
+        for claim in claims_in(cell):
             if _matches(claim, _backing(claim, own)):
                 continue
             problem = _declared(claim) if claim.source is not None else "appears in no output or code cell"

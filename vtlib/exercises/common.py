@@ -6,14 +6,17 @@ A check prints exactly one fixed line and returns True or False:
     check_name: not yet - <what is wrong>; hint: <how to fix it>
     check_name: not yet - <what is wrong and how to fix it>          (a check without a fixed hint)
 
-A stub that still raises ``NotImplementedError`` gets "not yet - write the function first", so a
-notebook committed with stubs prints the same line on every machine.
+A stub that still raises ``NotImplementedError`` gets "not yet - write the function first", and an
+answer still left at ``None`` gets "set ... first" (``placeholder``), so a notebook committed with stubs
+prints the same line on every machine. ``as_number`` accepts a number in any one-value form (Python,
+NumPy, a one-element array or tensor) and says in words why anything else is not one.
 """
 from __future__ import annotations
 
 import math
 from typing import Any, Callable, Iterable
 
+import numpy as np
 import torch
 
 STUB = "write the function first (it still raises NotImplementedError)"
@@ -77,15 +80,43 @@ def compare_count(got: Any, want: int | tuple[int, ...], what: str) -> str | Non
     return None if ok else f"{what} should be {want}"
 
 
-def compare_number(got: Any, want: float, what: str, tol: float) -> str | None:
-    """A Python or NumPy number (a 0-d tensor is accepted too) within ``tol`` of ``want``."""
-    if isinstance(got, torch.Tensor) and got.numel() == 1:
+def placeholder(what: str) -> str:
+    """The fixed problem for an answer still left at ``None``."""
+    return f"set {what} first (it is still None)"
+
+
+def as_number(got: Any, what: str) -> tuple[float | None, str | None]:
+    """(float value, None), or (None, what is wrong): accepts int, float, NumPy scalars and arrays of one
+    value, and torch tensors of one value; refuses None, bools, text, and several values."""
+    if got is None:
+        return None, placeholder(what)
+    if isinstance(got, (bool, np.bool_)):
+        return None, f"{what}: expected a number, got a bool ({got})"
+    if isinstance(got, str):
+        return None, f"{what}: expected a number, got the text {got!r}; write the number itself"
+    if isinstance(got, (torch.Tensor, np.ndarray, np.generic)):
+        size = got.numel() if isinstance(got, torch.Tensor) else got.size
+        if size != 1:
+            return None, (f"{what}: expected one number, got a {type(got).__name__} of {size} values "
+                          "(reduce it to one, e.g. with .mean())")
         got = got.item()
+    elif isinstance(got, (list, tuple, dict, set)):
+        return None, f"{what}: expected one number, got a {type(got).__name__}"
     try:
         value = float(got)
     except (TypeError, ValueError):
-        return f"{what}: expected a number, got {type(got).__name__}"
-    if math.isnan(value) or abs(value - want) > tol:
+        return None, f"{what}: expected a number, got {type(got).__name__}"
+    if math.isnan(value):
+        return None, f"{what} is NaN"
+    return value, None
+
+
+def compare_number(got: Any, want: float, what: str, tol: float) -> str | None:
+    """A number in any one-value form (``as_number``) within ``tol`` of ``want``."""
+    value, problem = as_number(got, what)
+    if problem:
+        return problem
+    if abs(value - want) > tol:
         return f"{what}: expected about {want:.4g}, got {value:.4g}"
     return None
 

@@ -11,51 +11,17 @@ function first" line, and a number left at ``None`` gets a fixed "set ... first"
   right and then top to bottom, against ``einops.rearrange``.
 - ``check_two_frame_motion``: a small experiment: a direction score that reads only frames 0 and
   k of a synthetic motion clip, its AUC for several gaps k, the first gap at which it fails, and why.
-
-Helper of this module (not in ``common``): ``as_number`` turns a Python, NumPy or one-element torch
-number into a float, or says in words why it cannot.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
 from einops import rearrange
 
-from vtlib.exercises.common import call, compare_tensor, verdict
-
-
-def placeholder(what: str) -> str:
-    """The fixed problem for an answer still left at ``None``."""
-    return f"set {what} first (it is still None)"
-
-
-def as_number(got: Any, what: str) -> tuple[float | None, str | None]:
-    """(float value, None), or (None, what is wrong): accepts int, float, NumPy scalars and arrays of one
-    value, and torch tensors of one value; refuses None, bools, text, and several values."""
-    if got is None:
-        return None, placeholder(what)
-    if isinstance(got, (bool, np.bool_)):
-        return None, f"{what}: expected a number, got a bool ({got})"
-    if isinstance(got, str):
-        return None, f"{what}: expected a number, got the text {got!r}; write the number itself"
-    if isinstance(got, (torch.Tensor, np.ndarray, np.generic)):
-        size = got.numel() if isinstance(got, torch.Tensor) else got.size
-        if size != 1:
-            return None, (f"{what}: expected one number, got a {type(got).__name__} of {size} values "
-                          "(reduce it to one, e.g. with .mean())")
-        got = got.item()
-    elif isinstance(got, (list, tuple, dict, set)):
-        return None, f"{what}: expected one number, got a {type(got).__name__}"
-    try:
-        value = float(got)
-    except (TypeError, ValueError):
-        return None, f"{what}: expected a number, got {type(got).__name__}"
-    if math.isnan(value):
-        return None, f"{what} is NaN"
-    return value, None
+from vtlib.exercises.common import as_number, call, compare_tensor, placeholder, verdict
 
 
 # ----------------------------------------------------------------------------- exercise 1: balanced accuracy

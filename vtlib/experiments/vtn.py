@@ -332,10 +332,9 @@ def adrenal_backbone(kind: str, seed: int, size: int = 28) -> tuple[nn.Module | 
     return (FrameCNN(**ADRENAL_CNN) if kind == "random" else None), 0.0
 
 
-def _test_scores(result) -> list[float]:
-    """The positive-class probability of every test clip, in split order, to float32 precision (fewer digits
-    would tie the nearly equal scores of a model at chance and change its AUC)."""
-    test = result["test"] if isinstance(result, dict) else result.test
+def _positive_scores(test: dict) -> list[float]:
+    """The positive-class probability of every clip of an ``evaluate`` result, in split order, to float32
+    precision (fewer digits would tie the nearly equal scores of a model at chance and change its AUC)."""
     return [float(f"{float(s):.9g}") for s in test["scores"][:, 1]]
 
 
@@ -368,13 +367,13 @@ def adrenal_run(config: str, seed: int, epochs: int | None = None) -> list[dict]
     row = _row("adrenal", config, seed, epochs, model, result, time.perf_counter() - t0)
     row = {**row, **_config_columns(cfg, ADRENAL_MODEL), "frames": frames or size, "size": size,
            "backbone": cfg.get("backbone", "scratch"), "frozen_backbone": cfg.get("freeze", False),
-           "pretrain_seconds": round(pretrain_seconds, 1), "lr": ADRENAL_LR, "_scores": _test_scores(result)}
+           "pretrain_seconds": round(pretrain_seconds, 1), "lr": ADRENAL_LR, "_scores": _positive_scores(result.test)}
     rows = [row]
     for n in SPARSE_EVAL if frames else ():
         net.eval_frames = n                           # the weights fit kept, read with more slices
         test = evaluate(net, data["test"], train_cfg.task)
         rows.append({**row, "config": f"{config}@{n}", "frames": n, "test_auc": round(test["auc"], 4),
-                     "test_acc": round(test["acc"], 4), "_scores": _test_scores({"test": test})})
+                     "test_acc": round(test["acc"], 4), "_scores": _positive_scores(test)})
     net.eval_frames = None
     return rows
 
@@ -503,6 +502,14 @@ def _write_scores(scores: dict[tuple[str, str, str], list[float]], out: Path) ->
     write_csv([{"clip": i, **{"/".join(k): scores[k][i] for k in keys}} for i in range(n.pop())], _scores_path(out))
 
 
+def _table_order(row: dict) -> tuple:
+    """Rows in the order of the config tables (a re-run lands where its config is, not at the end)."""
+    table = list(RUNNERS[row["part"]][1]) if row["part"] in RUNNERS else []
+    base = row["config"].split("@")[0]
+    return (list(RUNNERS).index(row["part"]) if row["part"] in RUNNERS else len(RUNNERS),
+            table.index(base) if base in table else len(table), row["config"], int(row["seed"]))
+
+
 def sweep(parts=("order", "adrenal"), seeds=(0, 1, 2), configs=None, out: str | Path = RESULTS / "vtn.csv",
           fresh: bool = False, verbose: bool = True) -> list[dict]:
     """Train every (part, config, seed) not yet in ``out``; rewrite ``out`` (and its summary) after each run.
@@ -536,6 +543,7 @@ def sweep(parts=("order", "adrenal"), seeds=(0, 1, 2), configs=None, out: str | 
                         scores[key] = row.pop("_scores")
                     rows.append({**row, **prov})
                 done.add((part, config, str(seed)))
+                rows.sort(key=_table_order)
                 write_csv(rows, out)
                 write_csv(summary_rows(rows), out.with_name(out.stem + "_summary.csv"))
                 _write_scores(scores, out)
@@ -559,7 +567,7 @@ def interval_rows(rows: list[dict], scores: dict[tuple[str, str, str], list[floa
 
     y = load_split("adrenal", "test")[1].numpy()
     runs: dict[str, dict[str, list[float]]] = {}
-    for (part, config, seed), s in sorted(scores.items(), key=lambda kv: (kv[0][1], int(kv[0][2]))):
+    for (part, config, seed), s in scores.items():
         if part == "adrenal":
             runs.setdefault(config, {})[seed] = s
     order = list(dict.fromkeys(r["config"] for r in rows if r["part"] == "adrenal" and r["config"] in runs))
