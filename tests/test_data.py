@@ -83,6 +83,17 @@ def test_augment_is_reproducible_and_label_safe():
     torch.testing.assert_close(no_scale.sum(dim=(3, 4)), x[:16].sum(dim=(3, 4)))
 
 
+def test_augment_rotates_each_clip_by_its_own_draw_without_building_all_four_rotations():
+    """Same draws and result as stacking the four rotations of the batch and picking one per clip."""
+    x, _ = load_split("adrenal", "val")
+    x = x[:24]
+    for seed in range(3):
+        got = augment(x, torch.Generator().manual_seed(seed), flip=False, scale=None)
+        k = torch.randint(0, 4, (len(x),), generator=torch.Generator().manual_seed(seed))
+        want = torch.stack([torch.rot90(x, r, dims=(-2, -1)) for r in range(4)])[k, torch.arange(len(x))]
+        assert torch.equal(got, want)
+
+
 def test_dataset_transform_is_seeded():
     t1 = MedMNISTVideo("adrenal", "val", transform=augment, seed=5)
     t2 = MedMNISTVideo("adrenal", "val", transform=augment, seed=5)

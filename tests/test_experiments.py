@@ -234,7 +234,7 @@ def test_vtn_sweep_keeps_scores_and_reruns_unscored_adrenal_rows(tmp_path, monke
     rows = read_csv(out)
     assert sorted((r["config"], r["seed"]) for r in rows) == [("a", "0"), ("a", "1"), ("a@28", "0"), ("a@28", "1")]
     assert all(r["test_auc"] == "0.7" for r in rows)                                   # the old row was replaced
-    scores = vtn._read_scores(out)
+    scores = vtn.read_scores(out)
     assert set(scores) == {("adrenal", c, s) for c in ("a", "a@28") for s in ("0", "1")}
     assert scores["adrenal", "a", "1"] == pytest.approx([0.1 + i / n for i in range(n)])
     vtn.sweep(("adrenal",), seeds=(0, 1), out=out, verbose=False)

@@ -6,7 +6,7 @@ import pytest
 
 VTLIB = Path(__file__).resolve().parents[1] / "vtlib"
 COMMANDS = ("bench", "experiments", "lab", "exercises", "course")
-TRAINING = ("train", "checkpoint", "pretrain", "hf")
+TRAINING = ("train", "checkpoint", "pretrain", "hf", "features", "transfer")
 
 
 def layer(module: str) -> int:

@@ -693,7 +693,7 @@ _ = check_scrambled_fusion(scrambled_test_auc, answers)
 #   published MedMNIST v2 rows used another protocol, full-width networks, possibly the last epoch, other
 #   data files and one run each.
 #
-# **Next:** notebook 13 (the ablation lab) builds the statistics used here and the recipe the CNN was measured against; the transfer chapter (planned) will reuse pre-trained models and their features.
+# **Next:** notebook 13 (the ablation lab) builds the statistics used here and the recipe the CNN was measured against; notebook 12 (transfer and features) reuses pre-trained models and their features.
 #
 # **References**
 # - A. Karpathy, G. Toderici, S. Shetty, T. Leung, R. Sukthankar, L. Fei-Fei, Large-scale Video

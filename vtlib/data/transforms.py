@@ -96,8 +96,12 @@ def augment(x: torch.Tensor, generator: torch.Generator | None = None, flip: boo
             raise bad_arg("x", "square frames (H == W) for 90-degree rotations",
                           f"H={x.shape[-2]}, W={x.shape[-1]}", "pass rot90=False")
         k = torch.randint(0, 4, (b,), generator=generator).to(x.device)
-        rotated = torch.stack([torch.rot90(x, r, dims=(-2, -1)) for r in range(4)])  # (4, B, ...)
-        x = rotated[k, torch.arange(b, device=x.device)]
+        out = x.clone()
+        for r in range(1, 4):                       # rotate only the clips that drew r quarter turns
+            chosen = k == r
+            if chosen.any():
+                out[chosen] = torch.rot90(x[chosen], r, dims=(-2, -1))
+        x = out
     if scale is not None:
         lo, hi = scale
         if not 0 <= lo <= hi:

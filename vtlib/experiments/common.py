@@ -195,3 +195,57 @@ def write_per_dataset(rows: list[dict], path: str | os.PathLike,
         print(f"\n{ds}:")
         print(format_summary([r for r in summary if r["dataset"] == ds], keys=("test_auc", "test_acc")))
     print("wrote", path, "and", path.with_name(path.stem + "_summary.csv"))
+
+
+# ----------------------------------------------------------------------------- per-clip test scores
+def positive_scores(test: dict) -> list[float]:
+    """The positive-class probability of every clip of an ``evaluate`` result, in split order, to float32
+    precision (fewer digits would tie the nearly equal scores of a model at chance and change its AUC)."""
+    return [float(f"{float(s):.9g}") for s in test["scores"][:, 1]]
+
+
+def scores_path(out: Path) -> Path:
+    """``results/NAME.csv`` -> ``results/NAME_scores.csv``."""
+    return Path(out).with_name(Path(out).stem + "_scores.csv")
+
+
+def read_scores(out: Path) -> dict[tuple[str, str, str], list[float]]:
+    """{(part, config, seed): per-clip test scores} from ``NAME_scores.csv`` (one column per run)."""
+    path = scores_path(out)
+    if not path.exists():
+        return {}
+    table = read_csv(path)
+    keys = [k for k in (table[0] if table else {}) if k.count("/") == 2]
+    return {tuple(k.split("/")): [float(r[k]) for r in table] for k in keys}
+
+
+def write_scores(scores: dict[tuple[str, str, str], list[float]], out: Path) -> None:
+    """One row per test clip, one column "part/config/seed" per run, so the paired intervals can be recomputed."""
+    if not scores:
+        return
+    n = {len(s) for s in scores.values()}
+    if len(n) != 1:
+        raise ValueError(f"runs scored different test sets: lengths {sorted(n)}")
+    keys = sorted(scores)
+    write_csv([{"clip": i, **{"/".join(k): scores[k][i] for k in keys}} for i in range(n.pop())], scores_path(out))
+
+
+def paired_interval_rows(y, runs: dict[str, dict[str, list[float]]], reference: Callable[[str], str]) -> list[dict]:
+    """For every config of ``runs`` ({config: {seed: per-clip scores}}, in its order): the mean test AUC over
+    seeds with a 95 % interval that counts seed and test-set noise (``stats.pooled_interval``), and the paired
+    difference from ``reference(config)`` on the same test clips (``stats.paired_seeds``, seeds paired by name)."""
+    from vtlib import stats
+
+    out = []
+    for config, by_seed in runs.items():
+        ref = reference(config)
+        seeds = sorted(set(by_seed) & set(runs.get(ref, {})), key=int) if config != ref else []
+        mean = stats.pooled_interval(y, [by_seed[s] for s in sorted(by_seed, key=int)])
+        row = {"config": config, "seeds": " ".join(sorted(by_seed, key=int)), "test_auc": round(mean.estimate, 4),
+               "auc_low": round(mean.low, 4), "auc_high": round(mean.high, 4), "reference": ref if seeds else ""}
+        if seeds:
+            d = stats.paired_seeds(y, [by_seed[s] for s in seeds], [runs[ref][s] for s in seeds])
+            row.update(diff=round(d.diff, 4), diff_low=round(d.low, 4), diff_high=round(d.high, 4),
+                       p=round(d.p, 4), resolved=not (d.low <= 0 <= d.high))
+        out.append(row)
+    return out

@@ -58,7 +58,20 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from vtlib.cost import peak_tensor_memory
 from vtlib.errors import bad_arg, check_choice, check_positive_int
-from vtlib.experiments.common import RESULTS, SLICES, loaders, provenance, read_csv, slice_loaders, summarise, write_csv
+from vtlib.experiments.common import (
+    RESULTS,
+    SLICES,
+    loaders,
+    paired_interval_rows,
+    positive_scores,
+    provenance,
+    read_csv,
+    read_scores,
+    slice_loaders,
+    summarise,
+    write_csv,
+    write_scores,
+)
 from vtlib.models.vtn import VTN, FrameCNN, use_full_attention
 from vtlib.train import TrainConfig, fit
 from vtlib.utils import count_parameters, get_device
@@ -332,12 +345,6 @@ def adrenal_backbone(kind: str, seed: int, size: int = 28) -> tuple[nn.Module | 
     return (FrameCNN(**ADRENAL_CNN) if kind == "random" else None), 0.0
 
 
-def _positive_scores(test: dict) -> list[float]:
-    """The positive-class probability of every clip of an ``evaluate`` result, in split order, to float32
-    precision (fewer digits would tie the nearly equal scores of a model at chance and change its AUC)."""
-    return [float(f"{float(s):.9g}") for s in test["scores"][:, 1]]
-
-
 def adrenal_run(config: str, seed: int, epochs: int | None = None) -> list[dict]:
     """(b): one run of ``ADRENAL_CONFIGS[config]`` on AdrenalMNIST3D (28^3, or 64^3 for ``size=64``).
 
@@ -367,13 +374,13 @@ def adrenal_run(config: str, seed: int, epochs: int | None = None) -> list[dict]
     row = _row("adrenal", config, seed, epochs, model, result, time.perf_counter() - t0)
     row = {**row, **_config_columns(cfg, ADRENAL_MODEL), "frames": frames or size, "size": size,
            "backbone": cfg.get("backbone", "scratch"), "frozen_backbone": cfg.get("freeze", False),
-           "pretrain_seconds": round(pretrain_seconds, 1), "lr": ADRENAL_LR, "_scores": _positive_scores(result.test)}
+           "pretrain_seconds": round(pretrain_seconds, 1), "lr": ADRENAL_LR, "_scores": positive_scores(result.test)}
     rows = [row]
     for n in SPARSE_EVAL if frames else ():
         net.eval_frames = n                           # the weights fit kept, read with more slices
         test = evaluate(net, data["test"], train_cfg.task)
         rows.append({**row, "config": f"{config}@{n}", "frames": n, "test_auc": round(test["auc"], 4),
-                     "test_acc": round(test["acc"], 4), "_scores": _positive_scores(test)})
+                     "test_acc": round(test["acc"], 4), "_scores": positive_scores(test)})
     net.eval_frames = None
     return rows
 
@@ -477,31 +484,6 @@ def summary_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
-def _scores_path(out: Path) -> Path:
-    return out.with_name(out.stem + "_scores.csv")
-
-
-def _read_scores(out: Path) -> dict[tuple[str, str, str], list[float]]:
-    """{(part, config, seed): per-clip test scores} from ``results/vtn_scores.csv`` (one column per seed run)."""
-    path = _scores_path(out)
-    if not path.exists():
-        return {}
-    table = read_csv(path)
-    keys = [k for k in (table[0] if table else {}) if k.count("/") == 2]
-    return {tuple(k.split("/")): [float(r[k]) for r in table] for k in keys}
-
-
-def _write_scores(scores: dict[tuple[str, str, str], list[float]], out: Path) -> None:
-    """One row per test clip, one column "part/config/seed" per run, so the paired intervals can be recomputed."""
-    if not scores:
-        return
-    n = {len(s) for s in scores.values()}
-    if len(n) != 1:
-        raise ValueError(f"runs scored different test sets: lengths {sorted(n)}")
-    keys = sorted(scores)
-    write_csv([{"clip": i, **{"/".join(k): scores[k][i] for k in keys}} for i in range(n.pop())], _scores_path(out))
-
-
 def _table_order(row: dict) -> tuple:
     """Rows in the order of the config tables (a re-run lands where its config is, not at the end)."""
     table = list(RUNNERS[row["part"]][1]) if row["part"] in RUNNERS else []
@@ -519,7 +501,7 @@ def sweep(parts=("order", "adrenal"), seeds=(0, 1, 2), configs=None, out: str | 
     """
     out = Path(out)
     rows = [] if fresh or not out.exists() else read_csv(out)
-    scores = {} if fresh else _read_scores(out)
+    scores = {} if fresh else read_scores(out)
     done = {(r["part"], r["config"], str(r["seed"])) for r in rows
             if r["part"] != "adrenal" or (r["part"], r["config"], str(r["seed"])) in scores}
     prov = {**provenance(), "command": COMMAND}
@@ -546,7 +528,7 @@ def sweep(parts=("order", "adrenal"), seeds=(0, 1, 2), configs=None, out: str | 
                 rows.sort(key=_table_order)
                 write_csv(rows, out)
                 write_csv(summary_rows(rows), out.with_name(out.stem + "_summary.csv"))
-                _write_scores(scores, out)
+                write_scores(scores, out)
                 if verbose:
                     for row in new:
                         print(f"[{time.perf_counter() - t_start:6.0f} s] {part:>7} {row['config']:>17} seed {seed}: "
@@ -559,10 +541,8 @@ def sweep(parts=("order", "adrenal"), seeds=(0, 1, 2), configs=None, out: str | 
 
 
 def interval_rows(rows: list[dict], scores: dict[tuple[str, str, str], list[float]]) -> list[dict]:
-    """For every ``adrenal`` config: the mean test AUC over seeds with a 95 % interval that counts seed and
-    test-set noise (``stats.pooled_interval``), and the paired difference from its reference (``REFERENCE``,
-    else ``scratch``) on the same test clips (``stats.paired_seeds``, seeds paired by index)."""
-    from vtlib import stats
+    """For every ``adrenal`` config: the pooled 95 % interval of its mean test AUC and the paired difference
+    from its reference (``REFERENCE``, else ``scratch``): ``common.paired_interval_rows``."""
     from vtlib.data import load_split
 
     y = load_split("adrenal", "test")[1].numpy()
@@ -571,19 +551,7 @@ def interval_rows(rows: list[dict], scores: dict[tuple[str, str, str], list[floa
         if part == "adrenal":
             runs.setdefault(config, {})[seed] = s
     order = list(dict.fromkeys(r["config"] for r in rows if r["part"] == "adrenal" and r["config"] in runs))
-    out = []
-    for config in order:
-        ref = REFERENCE.get(config, "scratch")
-        seeds = sorted(set(runs[config]) & set(runs.get(ref, {})), key=int) if config != ref else []
-        mean = stats.pooled_interval(y, [runs[config][s] for s in sorted(runs[config], key=int)])
-        row = {"config": config, "seeds": " ".join(sorted(runs[config], key=int)), "test_auc": round(mean.estimate, 4),
-               "auc_low": round(mean.low, 4), "auc_high": round(mean.high, 4), "reference": ref if seeds else ""}
-        if seeds:
-            d = stats.paired_seeds(y, [runs[config][s] for s in seeds], [runs[ref][s] for s in seeds])
-            row.update(diff=round(d.diff, 4), diff_low=round(d.low, 4), diff_high=round(d.high, 4),
-                       p=round(d.p, 4), resolved=not (d.low <= 0 <= d.high))
-        out.append(row)
-    return out
+    return paired_interval_rows(y, {c: runs[c] for c in order}, lambda c: REFERENCE.get(c, "scratch"))
 
 
 def main(argv=None) -> list[dict]:

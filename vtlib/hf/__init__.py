@@ -9,13 +9,18 @@ HF -> vtlib, that must cover every parameter of both models, plus a few named sp
 * ``vtlib.hf.vivit``: ViViT Model 1 <-> ``VivitForVideoClassification``
 * ``vtlib.hf.timesformer``: TimeSformer <-> ``TimesformerForVideoClassification``
 * ``vtlib.hf.videomae``: VideoMAE (encoder, pre-training, classifier) <-> the three HF VideoMAE classes
+* ``vtlib.hf.folders``: a ViViT / TimeSformer / VideoMAEClassifier as an HF model folder (``save_pretrained``,
+  Auto classes, image processor for raw uint8 frames): ``save_folder``, ``load_folder``, ``from_folder``,
+  ``predict_frames``
 * ``vtlib.hf.longformer``: vtlib's window attention run by HF's ``LongformerSelfAttention`` with the same
   weights (a reference for VTN, not a port: HF has no VTN)
 
-Import from here: ``from vtlib.hf import vivit_to_hf, to_hf_video``. Nothing is downloaded: configs
-are built locally from the vtlib model, and ``transformers`` is imported only when a port runs.
+Import from here: ``from vtlib.hf import vivit_to_hf, to_hf_video``. Nothing is downloaded (except by
+``load_folder`` given a Hub id): configs are built locally from the vtlib model, and ``transformers`` is
+imported only when a port runs.
 """
 from vtlib.hf.common import HFVideoClassifier, Pair, check_table, copy_from_hf, copy_to_hf, to_hf_video
+from vtlib.hf.folders import from_folder, load_folder, predict_frames, save_folder
 from vtlib.hf.longformer import HFWindowAttention, hf_longformer_config, use_hf_attention
 from vtlib.hf.timesformer import (
     HF_ATTENTION,
@@ -47,4 +52,5 @@ __all__ = [
     "HFVideoMAEClassifier", "classifier_from_hf", "classifier_to_hf", "encoder_from_hf", "encoder_to_hf",
     "videomae_config", "videomae_from_hf", "videomae_table", "videomae_to_hf",
     "HFWindowAttention", "hf_longformer_config", "use_hf_attention",
+    "save_folder", "load_folder", "from_folder", "predict_frames",
 ]
