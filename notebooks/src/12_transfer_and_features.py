@@ -53,7 +53,6 @@ from vtlib.features import extract_features, feature_meta, load_features, save_f
 from vtlib.hf import from_folder, load_folder, predict_frames, save_folder
 from vtlib.metric import class_centroids, nearest_centroid, triplet_loss
 from vtlib.models.videomae import VideoMAEClassifier
-from vtlib.train import fit
 from vtlib.transfer import Finetune, count_trainable
 from vtlib.utils import seed_everything
 from vtlib.viz import forest_plot
@@ -170,7 +169,8 @@ for approach in ("probe", "partial", "full"):
 # one thread (a measurement: it varies with the machine):
 
 # %% tags=["nbval-ignore-output"]
-xb, yb = load_split("adrenal", "train")[0][:32], load_split("adrenal", "train")[1][:32]
+x_train, y_train = load_split("adrenal", "train")
+xb, yb = x_train[:32], y_train[:32]
 step_ms = {}
 for approach in ("probe", "partial", "full"):
     net = Finetune(VideoMAEClassifier.from_pretrained(load_mae().encoder), approach=approach).train()
@@ -209,10 +209,10 @@ print("a probe step is cheaper than a full fine-tuning step:", step_ms["probe"] 
 # probe tests what the features already hold, the partial fine-tuning lets the last block adapt them.
 
 # %%
-live = {}
+live, nets = {}, {}
 for config in ("scratch-full", "videomae-probe", "videomae-partial", "videomae-full"):
     src, approach = config.split("-")
-    live[config] = tx.finetune_run(src, approach, 0.1, seed=0)
+    nets[config], live[config] = tx.finetune(src, approach, 0.1, seed=0)
 
 # %% tags=["nbval-ignore-output"]
 for config, row in live.items():
@@ -349,14 +349,10 @@ for fraction in ("10%", "100%"):
 # `vtlib.hf.save_folder` writes one from a vtlib ViViT, TimeSformer or VideoMAE classifier, using the weight
 # ports of notebooks 05, 07 and 08, and configures the image processor for our grayscale slices: no resize,
 # no crop, divide by 255, one-channel mean and standard deviation. We export the VideoMAE model just
-# fine-tuned on 10 % of the labels (the `videomae-full` run, retrained here so that we hold its weights):
+# fine-tuned on 10 % of the labels (the live `videomae-full` run of section 3):
 
 # %%
-torch.manual_seed(0)
-net = Finetune(tx.source_model("videomae", seed=0), approach="full")
-small = loaders("adrenal", size=28, batch_size=32, seed=0, train_fraction=0.1)
-_ = fit(net, small["train"], small["val"], tx.finetune_config(tx.epochs_for(0.1), seed=0))
-ours_model = net.model.eval()
+ours_model = nets["videomae-full"].model.eval()
 folder = save_folder(ours_model, work / "adrenal-videomae", labels=["normal", "hyperplasia"])
 print(sorted(p.name for p in folder.iterdir()))
 

@@ -158,8 +158,8 @@ def _base(config: str, source: str, fraction: float, seed: int) -> dict:
     return {"config": config, "source": source, "fraction": fraction, "seed": seed}
 
 
-def finetune_run(source: str, approach: str, fraction: float, seed: int) -> dict:
-    """One fine-tuning run; returns its row with the per-clip test scores under ``"_scores"``."""
+def finetune(source: str, approach: str, fraction: float, seed: int) -> tuple[Finetune, dict]:
+    """One fine-tuning run: (the trained net, its row with the per-clip test scores under ``"_scores"``)."""
     check_choice("approach", approach, APPROACHES)
     if source == "scratch" and approach != "full":
         raise bad_arg("approach", "'full' for source 'scratch' (a frozen random encoder is part 'features')",
@@ -172,12 +172,17 @@ def finetune_run(source: str, approach: str, fraction: float, seed: int) -> dict
     result = fit(net, data["train"], data["val"], finetune_config(epochs, seed), test_loader=data["test"])
     seconds = time.perf_counter() - t0
     trained, total = count_trainable(net)
-    return {**_base(f"{source}-{approach}", source, fraction, seed), "approach": approach, "head": "",
+    return net, {**_base(f"{source}-{approach}", source, fraction, seed), "approach": approach, "head": "",
             "epochs": epochs, "best_epoch": result.best_epoch, "val_auc": round(result.best_val["auc"], 4),
             "test_auc": round(result.test["auc"], 4), "test_acc": round(result.test["acc"], 4),
             "trained_params": trained, "params": total, "train_seconds": round(seconds, 1),
             "seconds_per_epoch": round(seconds / epochs, 2), "n_train": len(data["train"].dataset),
             "_scores": positive_scores(result.test)}
+
+
+def finetune_run(source: str, approach: str, fraction: float, seed: int) -> dict:
+    """The row of :func:`finetune` (what the sweep keeps)."""
+    return finetune(source, approach, fraction, seed)[1]
 
 
 # ----------------------------------------------------------------------------- approach 2: frozen features
@@ -347,7 +352,8 @@ def interval_rows(scores: dict[tuple[str, str, str], list[float]]) -> list[dict]
 
 
 def sweep(parts=PARTS, seeds=(0, 1, 2), fractions=FRACTIONS, out: str | Path = OUT, verbose: bool = True) -> list[dict]:
-    """Run every planned run not yet in ``out`` (with its scores); rewrite the CSVs after each run."""
+    """Run every planned run not yet in ``out`` (with its scores); rows and scores are rewritten after each
+    run (a stopped sweep resumes), the intervals once at the end."""
     out = Path(out)
     rows = read_csv(out) if out.exists() else []
     scores = read_scores(out)
@@ -366,10 +372,11 @@ def sweep(parts=PARTS, seeds=(0, 1, 2), fractions=FRACTIONS, out: str | Path = O
         done.add(key)
         write_csv(rows, out)
         write_scores(scores, out)
-        write_csv(interval_rows(scores), out.with_name(out.stem + "_intervals.csv"))
         if verbose:
             print(f"[{time.perf_counter() - t_start:6.0f} s] {config:>24} {_label(fraction):>4} seed {seed}: "
                   f"test AUC {row['test_auc']:.3f} ACC {row['test_acc']:.3f} ({row['train_seconds']} s)", flush=True)
+    if scores:                                  # the bootstrap over every config, once per sweep
+        write_csv(interval_rows(scores), out.with_name(out.stem + "_intervals.csv"))
     return rows
 
 
