@@ -232,8 +232,39 @@ def test_recording_keeps_outputs_and_restores_the_fast_path(monkeypatch):
     def no_explicit(*args, **kwargs):
         raise AssertionError("the explicit path ran outside record_attention")
 
+    with torch.no_grad():
+        sdpa = attn(x)
     monkeypatch.setattr(attention_module, "attention_explicit", no_explicit)
-    assert torch.equal(attn(x), fast)                                    # not recording: SDPA, same numbers
+    with torch.no_grad():
+        assert torch.equal(attn(x), sdpa)                                # not recording: SDPA, same numbers
+
+
+def test_short_sequences_train_through_the_explicit_form_with_sdpa_values_and_gradients(monkeypatch):
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(dim=16, heads=4)
+    short = attn.SHORT_SEQUENCE
+    for n, explicit in ((7, True), (short, True), (short + 1, False)):
+        x = torch.randn(3, n, 16, requires_grad=True)
+        calls = []
+        real = attention_module.attention_explicit
+        monkeypatch.setattr(attention_module, "attention_explicit",
+                            lambda *a, **k: calls.append(1) or real(*a, **k))
+        out = attn(x)
+        assert bool(calls) == explicit, f"N={n}: explicit form expected {explicit}"
+        (gx,) = torch.autograd.grad(out.square().sum(), x)
+        monkeypatch.setattr(attn, "SHORT_SEQUENCE", 0)                   # force SDPA
+        ref = attn(x)
+        (gref,) = torch.autograd.grad(ref.square().sum(), x)
+        monkeypatch.undo()
+        assert_close(out, ref)
+        assert_close(gx, gref, rtol=1e-4, atol=1e-5)
+
+    def no_explicit(*args, **kwargs):
+        raise AssertionError("the explicit path ran in inference")
+
+    monkeypatch.setattr(attention_module, "attention_explicit", no_explicit)
+    with torch.no_grad():                                                # inference: always SDPA
+        attn(torch.randn(2, 5, 16))
 
 
 def test_record_attention_names_in_forward_order_and_errors():

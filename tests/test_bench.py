@@ -81,8 +81,8 @@ def test_cli_writes_csv(tmp_path, capsys):
     out = tmp_path / "bench.csv"
     rows = main(["--model", "vivit", "--preset", "course", "--video", "4", "8", "8", "--tubelet", "2", "4", "4",
                  "--dim", "16", "--depth", "1", "--heads", "2", "--batch", "2", "--warmup", "0", "--repeats", "1",
-                 "--iters", "1", "--no-memory", "--out", str(out)])
-    assert len(rows) == 1 and rows[0]["tokens"] == 8
+                 "--iters", "1", "--no-memory", "--threads", "1", "2", "--out", str(out)])
+    assert len(rows) == 2 and rows[0]["tokens"] == 8 and [r["threads"] for r in rows] == [1, 2]
     text = out.read_text()
     assert text.startswith("model,config,") and "train_clips_s_ratio" in text and "transformers" in text
     assert "vtlib/ref" in capsys.readouterr().out
@@ -132,3 +132,45 @@ def test_vtn_entries_window_against_hugging_face_and_full():
     assert full.attention == "full" and all(isinstance(b, FullBlock) for b in full.blocks)
     (row,) = bench(["vtn_full"], cfg, warmup=0, repeats=1, iters=1, memory=False)
     assert row["tokens"] == 40 and row["gflops_fwd_per_clip_vtlib"] > 0
+
+
+def test_amp_and_compile_reach_both_models(monkeypatch):
+    """--amp runs both steps in bf16 autocast; --compile times both through torch.compile while the
+    parameters, FLOPs and logits come from the eager modules."""
+    pytest.importorskip("transformers")
+    compiled = []
+
+    def fake_compile(module):                        # a real compile takes a minute on this CPU
+        compiled.append(type(module).__name__)
+        return module
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    (row,) = bench(["vivit"], TINY, warmup=0, repeats=1, iters=1, memory=False, amp=True, compile=True)
+    assert row["amp"] is True and row["compile"] is True and len(compiled) == 2
+    assert row["logits_max_abs_diff"] < 1e-4 and row["gflops_fwd_per_clip_ratio"] == 1.0
+    assert "bf16 autocast, torch.compile" in format_rows([row])
+    seen = []
+    model = torch.nn.Linear(4, 2)
+    model.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    x, y = torch.randn(3, 4), torch.tensor([0, 1, 1])
+    make_step(model, x, y, train=True, amp=True)()
+    make_step(model, x, y, train=False, amp=False)()
+    assert seen == [torch.bfloat16, torch.float32]
+
+
+def test_profile_groups_ops_by_kind_and_sees_the_tubelet_conv_only_in_the_reference():
+    pytest.importorskip("transformers")
+    from vtlib.bench import PROFILE_GROUPS, _inputs, _models, format_profile, profile_step
+
+    models = _models(ENTRIES["vivit"], TINY, torch.device("cpu"), 0)
+    x, y = _inputs(TINY, torch.device("cpu"))
+    prof = {k: profile_step(m, x, y, steps=2) for k, m in models.items()}
+    for p in prof.values():
+        assert list(p) == list(PROFILE_GROUPS) and all(v >= 0 for v in p.values())
+        assert p["matrix products"] > 0 and p["optimizer"] > 0
+        assert p["attention kernel"] + p["softmax"] > 0    # SDPA, or the explicit form on short sequences
+    assert prof["vtlib"]["convolution"] == 0          # training runs the Linear view of the tubelet conv
+    assert prof["ref"]["convolution"] > 0             # Hugging Face runs Conv3d and its backward
+    table = format_profile(prof)
+    assert "attention kernel" in table and "vtlib" in table and "ref" in table
+    with pytest.raises(VtlibError, match="^x: expected a CPU batch"):
+        profile_step(models["vtlib"], x.to("meta"), y)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 VTLIB = Path(__file__).resolve().parents[1] / "vtlib"
-COMMANDS = ("bench", "experiments", "lab", "exercises", "course")
+COMMANDS = ("bench", "fit_bench", "experiments", "lab", "exercises", "course")
 TRAINING = ("train", "checkpoint", "pretrain", "hf", "features", "transfer")
 
 

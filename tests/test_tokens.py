@@ -113,6 +113,34 @@ def test_linear_on_patchify_equals_conv3d():
     assert_close(manual, emb(x), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("make", [
+    lambda: TubeletEmbed(dim=8, tubelet=(2, 4, 4), in_channels=3),
+    lambda: FrameEmbed(dim=8, patch=4, in_channels=3, frame_stride=2),
+], ids=["tubelet", "frame"])
+def test_training_path_equals_the_conv_in_values_and_gradients(make):
+    """With gradients on, the embeddings run the conv's Linear view (a faster backward); without,
+    the conv. Both must give the same tokens, and the Linear view the conv's weight gradients."""
+    emb, x = make(), video(c=3)
+    with torch.no_grad():
+        conv_tokens = emb(x)                                   # the conv path
+    tokens = emb(x)                                            # the Linear view (grad enabled)
+    assert tokens.requires_grad and tokens.shape == conv_tokens.shape
+    assert_close(tokens, conv_tokens, rtol=1e-5, atol=1e-5)
+    g = torch.randn(tokens.shape, generator=torch.Generator().manual_seed(1))
+    grads = torch.autograd.grad(tokens, [emb.proj.weight, emb.proj.bias], g)
+    # the reference: the plain conv, its output laid out as tokens, and autograd through it
+    frames = x if isinstance(emb, TubeletEmbed) else x[:, :, emb.offset::emb.frame_stride].transpose(1, 2).flatten(0, 1)
+    ref = emb.proj(frames)
+    ref = ref.flatten(2).transpose(1, 2) if isinstance(emb, TubeletEmbed) else \
+        ref.flatten(2).transpose(1, 2).reshape(tokens.shape)
+    assert_close(ref, conv_tokens, rtol=1e-5, atol=1e-5)
+    ref_grads = torch.autograd.grad(ref, [emb.proj.weight, emb.proj.bias], g)
+    for a, b in zip(grads, ref_grads):
+        assert_close(a, b, rtol=1e-4, atol=1e-4)
+    emb.proj.weight.requires_grad_(False)                      # frozen: the conv path even with grad on
+    assert_close(emb(x), conv_tokens)
+
+
 def test_tubelet_embed_errors():
     emb = TubeletEmbed(dim=8, tubelet=(2, 4, 4))
     with pytest.raises(VtlibError, match="tubelet"):

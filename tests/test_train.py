@@ -101,7 +101,8 @@ def weights_equal(a: nn.Module, b: nn.Module) -> bool:
 @pytest.mark.parametrize("kw, name", [
     ({"epochs": 0}, "epochs"), ({"task": "regression"}, "task"), ({"select_metric": "f1"}, "select_metric"),
     ({"lr": 0.0}, "lr"), ({"min_lr_ratio": 2.0}, "min_lr_ratio"), ({"grad_clip": -1.0}, "grad_clip"),
-    ({"label_smoothing": 1.0}, "label_smoothing"), ({"device": "gpu0"}, "device"), ({"augment": 3}, "augment")])
+    ({"label_smoothing": 1.0}, "label_smoothing"), ({"device": "gpu0"}, "device"), ({"augment": 3}, "augment"),
+    ({"compile": "yes"}, "compile")])
 def test_config_validation(kw, name):
     with pytest.raises(VtlibError, match=f"^{name}: expected"):
         TrainConfig(**kw)
@@ -256,6 +257,32 @@ def test_same_seed_same_history_and_weights(generator):
     c = fit(new_model(), tr, va, cfg_(seed=1, **kw))
     assert no_seconds(a.history) == no_seconds(b.history) and weights_equal(a.model, b.model)
     assert no_seconds(a.history) != no_seconds(c.history)
+
+
+def test_compile_trains_through_the_compiled_forward_and_saves_the_module(monkeypatch, tmp_path):
+    """TrainConfig(compile=True): the training forward goes through torch.compile(model); evaluation,
+    the result and the checkpoint use the module itself, and a run resumes whatever ``compile`` says."""
+    calls = []
+
+    class Counting(nn.Module):                      # stands in for the compiled wrapper (a real compile
+        def __init__(self, module):                 # takes about a minute on a CPU)
+            super().__init__()
+            self.module = module
+
+        def forward(self, x):
+            calls.append(self.module.training)
+            return self.module(x)
+    monkeypatch.setattr(torch, "compile", Counting)
+    tr, va, _ = loaders()
+    ck = str(tmp_path / "ck.pt")
+    a = fit(new_model(), tr, va, cfg_(epochs=2, compile=True, checkpoint_path=ck))
+    assert calls == [True] * 2 * len(tr)            # every training step, no evaluation
+    monkeypatch.undo()
+    b = fit(new_model(), tr, va, cfg_(epochs=2))
+    assert no_seconds(a.history) == no_seconds(b.history) and weights_equal(a.model, b.model)
+    assert isinstance(a.model, Tiny)
+    again = fit(new_model(), tr, va, cfg_(epochs=2, checkpoint_path=ck))   # finished run, compile off
+    assert weights_equal(again.model, a.model)
 
 
 def test_multiclass_with_mixup_runs():

@@ -9,7 +9,8 @@ kernel in the CPU environment CI uses, so the stored outputs are the ones nbval 
     python tools/notebook_tools.py build notebooks/src/00_video_as_data.py
     python tools/notebook_tools.py prose notebooks/src/00_video_as_data.py   # markdown edits only
     python tools/notebook_tools.py check            # structural lint of notebooks/*.ipynb
-    python tools/notebook_tools.py times            # run nbval over the course, write results/notebook_times.csv
+    python tools/notebook_tools.py times            # run nbval over the course, write results/notebook_times.csv,
+                                                    # print each notebook's time, the total and the budget verdict
     python tools/notebook_tools.py times notebooks/10_vtn.ipynb   # re-time one notebook, keep the other rows
     python tools/notebook_tools.py headers          # set each notebook's "Time:" line from that file
 
@@ -32,6 +33,7 @@ SRC_DIR = NB_DIR / "src"
 TAGS = {"nbval-ignore-output", "nbval-skip", "nbval-check-output", "raises-exception"}   # read by nbval
 MAX_BYTES = 3_000_000
 TIMES_CSV = REPO / "results" / "notebook_times.csv"
+NOTEBOOK_BUDGET_S, COURSE_BUDGET_S = 240, 900       # 4 minutes a notebook, 15 for the course, on 2 CPU cores
 TIME_LINE = re.compile(r"\*\*Time:\*\* (?P<phrase>under a minute|about a minute|about [\d.]+ minutes?)")
 
 
@@ -42,6 +44,17 @@ def time_phrase(seconds: float) -> str:
     if seconds < 90:
         return "about a minute"
     return f"about {int(seconds / 60 + 0.5)} minutes"
+
+
+def budget_report(seconds: dict[str, float]) -> list[str]:
+    """Lines saying whether each notebook and the whole course are within the course's time budgets."""
+    longest = max(seconds, key=seconds.get)
+    over = [s for s, t in seconds.items() if t > NOTEBOOK_BUDGET_S]
+    total = sum(seconds.values())
+    return [f"longest notebook: {longest} at {seconds[longest]:.0f} s; budget {NOTEBOOK_BUDGET_S} s each: "
+            + ("met" if not over else "over in " + ", ".join(over)),
+            f"course: {total:.0f} s ({total / 60:.1f} min); budget {COURSE_BUDGET_S} s: "
+            + ("met" if total <= COURSE_BUDGET_S else "over")]
 
 
 def read_times(path: Path = TIMES_CSV) -> dict[str, float]:
@@ -294,7 +307,8 @@ def main(argv: list[str]) -> int:
         write_times(seconds)
         for stem, s in seconds.items():
             print(f"{stem}: {s:.1f} s ({time_phrase(s)})")
-        print(f"course: {sum(seconds.values()):.0f} s; written to {TIMES_CSV.relative_to(REPO)}")
+        print(*budget_report(seconds), sep="\n")
+        print(f"written to {TIMES_CSV.relative_to(REPO)}")
         return 0
     if argv[0] == "headers":
         print("updated:", ", ".join(set_headers(read_times())) or "nothing")

@@ -175,9 +175,14 @@ class MultiHeadAttention(nn.Module):
     ``mask``: bool (True = may attend) or float additive, shaped (N, N), (B, N, N) or
     (B, 1 or heads, N, N); see :func:`key_mask` for padding. The fast path uses SDPA; inside a
     :func:`record_attention` block the explicit version runs and the weights (B, heads, N, N) are kept.
+    Training on a CPU, sequences of at most ``SHORT_SEQUENCE`` tokens (TimeSformer's frames and
+    time lines) use the explicit version too: the same FLOPs as SDPA's matrix products, and faster
+    there, because the CPU's fused kernel splits its backward poorly across threads on short
+    sequences (notebook 07 measures it).
     """
 
     _recorder: Callable[[torch.Tensor], None] | None = None    # set by record_attention only
+    SHORT_SEQUENCE = 64
 
     def __init__(self, *, dim: int, heads: int, qkv_bias: bool = True,
                  attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
@@ -207,11 +212,13 @@ class MultiHeadAttention(nn.Module):
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d",
                             three=3, h=self.heads)                  # each (B, h, N, d)
         p = self.attn_drop if self.training else 0.0
-        if self._recorder is None:
+        short = N <= self.SHORT_SEQUENCE and x.device.type == "cpu" and torch.is_grad_enabled()
+        if self._recorder is None and not short:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         else:
             out, weights = attention_explicit(q, k, v, mask=mask, dropout_p=p)
-            self._recorder(weights)                                 # (B, h, N, N)
+            if self._recorder is not None:
+                self._recorder(weights)                             # (B, h, N, N)
         return self.proj_drop(self.proj(rearrange(out, "b h n d -> b n (h d)")))
 
     @classmethod

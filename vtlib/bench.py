@@ -3,6 +3,7 @@
     python -m vtlib.bench --model vivit                       # the course config on the CPU, 1 thread
     python -m vtlib.bench --model vivit --preset course fine wide --out results/bench_vivit.csv
     python -m vtlib.bench --model vivit --dim 96 --depth 6 --heads 6 --batch 8 --threads 2
+    python -m vtlib.bench --model vivit timesformer videomae --preset course fine --device cuda --amp --compile
 
 For every model entry and config it reports, for vtlib and for the reference (Hugging Face's
 ``VivitForVideoClassification`` for ViViT Model 1), and as a ratio vtlib / reference:
@@ -19,6 +20,10 @@ For every model entry and config it reports, for vtlib and for the reference (Hu
 * **FLOPs** per clip, counted by ``torch.utils.flop_counter`` (``vtlib.cost.measure_flops``, SDPA
   run through its MATH backend so attention is counted on CPU): forward, and forward + backward.
 
+On a GPU, ``--amp`` (bf16 autocast, what ``TrainConfig(amp=True)`` does on CUDA) and ``--compile``
+(``torch.compile``, as ``TrainConfig(compile=True)``) apply to vtlib and the reference alike; SDPA
+then picks its fused CUDA kernels for both. On a CPU without bf16 units neither pays.
+
 How the timings are taken: ``torch.set_num_threads(--threads)`` (default 1: the course machine is
 shared), the reference gets a copy of vtlib's weights (and its logits are checked against vtlib's),
 ``--warmup`` untimed steps per model, then ``--repeats`` timed repeats of ``--iters`` steps each,
@@ -34,6 +39,8 @@ Adding a model: put an ``Entry`` in ``ENTRIES`` with ``build(cfg) -> nn.Module``
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import math
 import os
@@ -250,23 +257,115 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def make_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, train: bool) -> Callable[[], None]:
-    """One benchmark step: inference (eval, no_grad) or a training step (AdamW)."""
+def _autocast(device: torch.device, amp: bool):
+    """bf16 autocast on ``device`` when ``amp`` (what ``TrainConfig(amp=True)`` does on CUDA)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+
+
+def make_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, train: bool, amp: bool = False,
+              module: nn.Module | None = None) -> Callable[[], None]:
+    """One benchmark step: inference (eval, no_grad) or a training step (AdamW), in bf16 autocast
+    if ``amp``. ``model`` may be a ``torch.compile`` wrapper of ``module`` (whose mode is set)."""
+    module = model if module is None else module
+    autocast = functools.partial(_autocast, x.device, amp)
     if not train:
-        model.eval()
+        module.eval()
 
         def step() -> None:
-            with torch.no_grad():
+            with torch.no_grad(), autocast():
                 model(x)
         return step
-    model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    module.train()
+    opt = torch.optim.AdamW(module.parameters(), lr=1e-4, foreach=True)     # as vtlib.train.fit
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
+        with autocast():
+            logits = model(x)
+        F.cross_entropy(logits.float(), y).backward()
         opt.step()
     return step
+
+
+# What a training step's time is spent on: profiler ops grouped by kind (first match wins). Every op
+# called inside ``optimizer.step`` / ``zero_grad`` counts as "optimizer", whatever its name.
+OP_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("matrix products", ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")),
+    ("attention kernel", ("aten::_scaled_dot_product", "aten::_flash_attention", "aten::_efficient_attention")),
+    ("convolution", ("aten::convolution", "aten::_convolution", "aten::mkldnn_convolution",
+                     "aten::cudnn_convolution", "aten::conv")),
+    ("GELU", ("aten::gelu",)),
+    ("LayerNorm", ("aten::native_layer_norm",)),
+    ("softmax", ("aten::_softmax",)),
+    ("copies", ("aten::copy_", "aten::cat", "aten::clone", "aten::stack")),
+)
+PROFILE_GROUPS = (*(g for g, _ in OP_GROUPS), "optimizer", "other")
+
+
+def _op_group(event) -> str:
+    e = event
+    while e is not None:
+        if e.name.startswith("Optimizer."):
+            return "optimizer"
+        e = e.cpu_parent
+    return next((g for g, prefixes in OP_GROUPS if event.name.startswith(prefixes)), "other")
+
+
+@contextlib.contextmanager
+def _fd2_silenced():
+    """Send file descriptor 2 to /dev/null: the profiler's C++ start/stop lines bypass sys.stderr."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def profile_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int = 3,
+                 amp: bool = False) -> dict[str, float]:
+    """Milliseconds per training step (as :func:`make_step`) spent in each of ``PROFILE_GROUPS``.
+
+    ``torch.profiler``'s self CPU time of every op, summed by :data:`OP_GROUPS`, after one warm-up
+    step; the values add up to the profiled step time (the profiler adds a little of its own).
+    CPU only: on a GPU the CPU self time is launch overhead, not kernel time.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    check_positive_int("steps", steps)
+    if x.device.type != "cpu":
+        raise bad_arg("x", "a CPU batch (profile_step sums CPU self time)", f"a batch on {x.device}",
+                      "profile on the CPU, or use torch.profiler with ProfilerActivity.CUDA on a GPU")
+    step = make_step(model, x, y, train=True, amp=amp)
+    step()
+    prof = profile(activities=[ProfilerActivity.CPU])
+    with _fd2_silenced():
+        prof.start()
+    try:
+        for _ in range(steps):
+            step()
+    finally:
+        with _fd2_silenced():
+            prof.stop()
+    out = dict.fromkeys(PROFILE_GROUPS, 0.0)
+    for e in prof.events():
+        out[_op_group(e)] += e.self_cpu_time_total / 1e3 / steps
+    return out
+
+
+def format_profile(profiles: dict[str, dict[str, float]]) -> str:
+    """A table: one row per group, one column per profiled model (ms per step and share)."""
+    names = list(profiles)
+    lines = [f"  {'ms per training step':<22}" + "".join(f"{n:>18}" for n in names)]
+    totals = {n: sum(p.values()) for n, p in profiles.items()}
+    for g in PROFILE_GROUPS:
+        cells = "".join(f"{profiles[n][g]:>10.1f} ({profiles[n][g] / totals[n]:>4.0%})" for n in names)
+        lines.append(f"  {g:<22}{cells}")
+    lines.append(f"  {'total':<22}" + "".join(f"{totals[n]:>10.1f}        " for n in names))
+    return "\n".join(lines)
 
 
 def time_steps(steps: dict[str, Callable[[], None]], batch: int, device: torch.device, warmup: int = 2,
@@ -414,8 +513,14 @@ def _peak_memory_here(name: str, cfg_dict: dict, impl: str, device: str, threads
 # ----------------------------------------------------------------------------------- the run
 def bench(names: Sequence[str] = ("vivit",), cfg: BenchConfig = BenchConfig(), device: str = "cpu",
           threads: int = 1, warmup: int = 2, repeats: int = 5, iters: int = 3, memory: bool = True,
-          seed: int = 0, config_name: str = "custom") -> list[dict]:
-    """Benchmark each named entry at ``cfg``; one row per entry with vtlib, reference and ratio columns."""
+          seed: int = 0, config_name: str = "custom", amp: bool = False, compile: bool = False,
+          profile: bool = False) -> list[dict]:
+    """Benchmark each named entry at ``cfg``; one row per entry with vtlib, reference and ratio columns.
+
+    ``amp``: time both in bf16 autocast; ``compile``: time both through ``torch.compile`` (the
+    warm-up steps compile; parameters, FLOPs, logits and memory are measured on the eager modules).
+    ``profile``: add ``profile_<group>_ms_<impl>`` columns from :func:`profile_step` (CPU only).
+    """
     if isinstance(names, str):
         names = [names]
     for n in names:
@@ -434,8 +539,8 @@ def bench(names: Sequence[str] = ("vivit",), cfg: BenchConfig = BenchConfig(), d
         row = {"model": name, "config": config_name, "video": "x".join(map(str, cfg.video_shape)),
                "tubelet": "x".join(map(str, cfg.tubelet)), "tokens": cfg.tokens, "dim": cfg.dim,
                "depth": cfg.depth, "heads": cfg.heads, "batch": cfg.batch, "device": str(dev),
-               "threads": threads, "warmup": warmup, "repeats": repeats, "iters": iters,
-               "reference": entry.reference_name}
+               "threads": threads, "warmup": warmup, "repeats": repeats, "iters": iters, "amp": amp,
+               "compile": compile, "reference": entry.reference_name}
         with torch.no_grad():
             logits = {k: m.eval()(x) for k, m in models.items()}
         if "ref" in models:
@@ -444,14 +549,19 @@ def bench(names: Sequence[str] = ("vivit",), cfg: BenchConfig = BenchConfig(), d
             row[f"params_{k}"] = count_parameters(m)
             row[f"gflops_fwd_per_clip_{k}"] = round(measure_flops(m.eval(), x1) / 1e9, 6)
             row[f"gflops_train_per_clip_{k}"] = round(train_flops(m, x1, y1) / 1e9, 6)
+        run = {k: torch.compile(m) if compile else m for k, m in models.items()}
         for phase, train in (("infer", False), ("train", True)):
-            steps = {k: make_step(m, x, y, train) for k, m in models.items()}
+            steps = {k: make_step(run[k], x, y, train, amp, module=m) for k, m in models.items()}
             speeds = time_steps(steps, cfg.batch, dev, warmup, repeats, iters)
             for k, s in speeds.items():
                 row[f"{phase}_clips_s_{k}"] = round(statistics.median(s), 2)
             if "ref" in speeds:    # paired repeats: robust to load that drifts during the run
                 wins = sum(a > b for a, b in zip(speeds["vtlib"], speeds["ref"]))
                 row[f"{phase}_vtlib_faster_share"] = round(wins / repeats, 3)
+        if profile:
+            for k, m in models.items():
+                for g, ms in profile_step(m, x, y, amp=amp).items():
+                    row[f"profile_{g.replace(' ', '_')}_ms_{k}"] = round(ms, 2)
         if memory:
             for k in models:
                 mem = peak_memory(name, cfg, k, device, threads, seed)
@@ -479,7 +589,8 @@ def format_rows(rows: list[dict]) -> str:
         lines.append(f"{r['model']} [{r['config']}]: video {r['video']}, tubelet {r['tubelet']} "
                      f"({r['tokens']} tokens), "
                      f"dim {r['dim']}, depth {r['depth']}, heads {r['heads']}, batch {r['batch']}")
-        lines.append(f"  {r['device']}, {r['threads']} thread(s), {r['warmup']} warm-up steps, median of "
+        mode = ", bf16 autocast" * bool(r.get("amp")) + ", torch.compile" * bool(r.get("compile"))
+        lines.append(f"  {r['device']}{mode}, {r['threads']} thread(s), {r['warmup']} warm-up steps, median of "
                      f"{r['repeats']} repeats x {r['iters']} steps; reference: {r['reference'] or 'none'}")
         lines.append(f"  {'metric':<24}{'vtlib':>12}{'reference':>12}{'vtlib/ref':>11}")
         for key, label in labels:
@@ -494,6 +605,10 @@ def format_rows(rows: list[dict]) -> str:
             lines.append(f"  logits max |vtlib - reference| = {r['logits_max_abs_diff']:.2e}")
         if "memory_method" in r:
             lines.append(f"  memory: {r['memory_method']}")
+        impls = [k for k in ("vtlib", "ref") if f"profile_other_ms_{k}" in r]
+        if impls:
+            lines.append(format_profile({k: {g: r[f"profile_{g.replace(' ', '_')}_ms_{k}"] for g in PROFILE_GROUPS}
+                                         for k in impls}))
     return "\n".join(lines)
 
 
@@ -507,12 +622,15 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         p.add_argument(f"--{name}", type=int)
     p.add_argument("--mlp-ratio", type=float)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", nargs="+", type=int, default=[1], help="one run per thread count, e.g. 1 2")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
+    p.add_argument("--amp", action="store_true", help="time both models in bf16 autocast (the GPU setting)")
+    p.add_argument("--compile", action="store_true", help="time both models through torch.compile")
+    p.add_argument("--profile", action="store_true", help="where a training step's time goes, by kind of op")
     p.add_argument("--out", help="write the rows to this CSV (e.g. results/bench_vivit.csv)")
     a = p.parse_args(argv)
     names = sorted(ENTRIES) if a.model == ["all"] else a.model
@@ -522,14 +640,17 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
                                        tubelet=tuple(a.tubelet) if a.tubelet else None, dim=a.dim, depth=a.depth,
                                        heads=a.heads, batch=a.batch, num_classes=a.classes,
                                        mlp_ratio=a.mlp_ratio).items() if v is not None}
-    rows = []
     for preset in a.preset:
         check_choice("--preset", preset, list(PRESETS))
-        cfg = replace(PRESETS[preset], **overrides)
-        label = preset if not overrides else preset + "+" + ",".join(f"{k}={v}" for k, v in overrides.items())
-        new = bench(names, cfg, a.device, a.threads, a.warmup, a.repeats, a.iters, not a.no_memory, a.seed, label)
-        print(format_rows(new), flush=True)
-        rows += new
+    rows = []
+    for threads in a.threads:
+        for preset in a.preset:
+            cfg = replace(PRESETS[preset], **overrides)
+            label = preset if not overrides else preset + "+" + ",".join(f"{k}={v}" for k, v in overrides.items())
+            new = bench(names, cfg, a.device, threads, a.warmup, a.repeats, a.iters, not a.no_memory, a.seed, label,
+                        amp=a.amp, compile=a.compile, profile=a.profile)
+            print(format_rows(new), flush=True)
+            rows += new
     if a.out:
         import transformers
 
@@ -537,6 +658,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
 
         prov = provenance()
         extra = {"torch": prov["torch"], "transformers": transformers.__version__, "platform": prov["platform"],
+                 "cpu": prov["cpu"],
                  "command": "python -m vtlib.bench " + " ".join(sys.argv[1:] if argv is None else argv)}
         path = write_csv([{**r, **extra} for r in rows], a.out)
         print(f"wrote {os.path.relpath(path)}")

@@ -14,13 +14,27 @@ from pathlib import Path
 import torch
 
 
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``), or "unknown".
+
+    Speed results depend on it: the same kernel can cost a different share of a step on another CPU.
+    """
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def provenance() -> dict:
-    """What produced a results file: command, torch version, platform, threads."""
+    """What produced a results file: command, torch version, platform, CPU, threads."""
     main = sys.modules.get("__main__")
     module = getattr(getattr(main, "__spec__", None), "name", None) or Path(sys.argv[0]).stem
     return {"command": f"python -m {module}",
             "argv": " ".join(sys.argv[1:]), "torch": torch.__version__, "platform": platform.platform(),
-            "threads": torch.get_num_threads()}
+            "cpu": cpu_name(), "threads": torch.get_num_threads()}
 
 
 def write_csv(rows: list[dict], path: str | os.PathLike) -> Path:

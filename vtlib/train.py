@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 import os
 import random
@@ -66,6 +67,7 @@ class TrainConfig:
     seed: int = 0
     device: str | None = None           # None -> vtlib.utils.get_device()
     amp: bool = True                    # bf16 autocast, only on CUDA
+    compile: bool = False               # train through torch.compile(model): a GPU setting (README, Speed)
     progress: bool | None = None        # None -> a bar only in a live notebook
     checkpoint_path: str | None = None
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None  # x -> x, on the device
@@ -90,6 +92,8 @@ class TrainConfig:
         except (RuntimeError, TypeError):
             raise bad_arg("device", "a torch device name or None", repr(self.device),
                           "use 'cpu', 'cuda' or None (auto)") from None
+        if not isinstance(self.compile, bool):
+            raise bad_arg("compile", "True or False", repr(self.compile), "pass compile=True on a GPU")
         if self.augment is not None and not callable(self.augment):
             raise bad_arg("augment", "a callable f(x, generator) -> x", type(self.augment).__name__,
                           "pass a function or None")
@@ -281,7 +285,7 @@ def _set_rng_state(s: dict, gens: list[torch.Generator], aug_gen: torch.Generato
 def _config_key(cfg: TrainConfig) -> dict:
     """The fields that change the result; a resumed run must use the same ones."""
     return {f.name: getattr(cfg, f.name) for f in fields(cfg)
-            if f.name not in ("device", "amp", "progress", "checkpoint_path", "augment")}
+            if f.name not in ("device", "amp", "compile", "progress", "checkpoint_path", "augment")}
 
 
 class TrainingDiverged(VtlibError):
@@ -406,11 +410,13 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, test_loade
     if accelerator is None:
         device = torch.device(cfg.device) if cfg.device else get_device()
         model.to(device)
-        backward, clip = (lambda loss: loss.backward()), nn.utils.clip_grad_norm_
+        # foreach: one call per step for all tensors instead of a Python loop over them; on a CPU it
+        # is about 1.5x faster than the default there and gives the same numbers, bit for bit
+        backward, clip = (lambda loss: loss.backward()), functools.partial(nn.utils.clip_grad_norm_, foreach=True)
     first = next(iter(model.parameters()), None)
     num_classes = check_fit_inputs(model, train_loader, val_loader, cfg,
                                    first.device if first is not None else torch.device("cpu"))
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, foreach=True)
     if accelerator is not None:
         device = accelerator.device
         model, optimizer, train_loader, val_loader = accelerator.prepare(
@@ -419,6 +425,9 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, test_loade
         backward, clip = accelerator.backward, accelerator.clip_grad_norm_
     bare = accelerator.unwrap_model(model) if accelerator else model  # the nn.Module the user gave
     amp = cfg.amp and accelerator is None  # Accelerate applies its own mixed precision
+    # torch.compile traces the training forward once (tens of seconds) and fuses its small kernels;
+    # evaluation and the saved weights use the module itself, so checkpoints are unchanged.
+    train_model = torch.compile(model) if cfg.compile else model
     try:
         steps_per_epoch = len(train_loader)
     except TypeError:
@@ -470,7 +479,7 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, test_loade
             if cfg.mixup_alpha > 0:  # one-hot over the labels seen; padded to the logit width below
                 x, target = mixup(x, F.one_hot(y).float(), cfg.mixup_alpha, aug_gen)
             with _autocast(device, amp):
-                logits = model(x)
+                logits = train_model(x)
             if num_classes is None:                      # the datasets did not tell: check the first batch
                 num_classes = logits.shape[-1]
                 _check_head(num_classes, cfg)

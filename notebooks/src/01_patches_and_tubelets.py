@@ -13,7 +13,7 @@
 # - a small-scale reproduction of ViViT Table 1 on AdrenalMNIST3D, and what it does and does not show.
 #
 # **Prerequisites:** notebook 00 (clips as `(B, C, T, H, W)`, AUC next to the majority baseline).
-# **Time:** under a minute to run on a 2-core CPU.
+# **Time:** about a minute to run on a 2-core CPU.
 # **Paper:** Arnab et al., *ViViT: A Video Vision Transformer*, ICCV 2021, <https://arxiv.org/abs/2103.15691>
 # (section 3.2 and Table 1).
 

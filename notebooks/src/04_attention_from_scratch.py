@@ -29,6 +29,7 @@
 
 # %%
 import math
+import os
 import time
 import warnings
 
@@ -571,10 +572,10 @@ print(f"ViViT-B (D=768, {vivit_b} tokens): N² share {4 * vivit_b**2 * 768 / blo
 # until N is large.
 
 # %% tags=["nbval-ignore-output"]
-def best_time(fn, repeats=7):
-    """Fastest of `repeats` calls on one CPU thread (less disturbed by other programs)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def best_time(fn, repeats=7, threads=1):
+    """Fastest of `repeats` calls on `threads` CPU threads (one thread: less disturbed by other programs)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         fn()                                                 # warm-up
         times = []
@@ -583,7 +584,7 @@ def best_time(fn, repeats=7):
             fn()
             times.append(time.perf_counter() - t0)
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
     return min(times)
 
 
@@ -658,6 +659,43 @@ print(f"explicit {t_explicit * 1e3:.1f} ms | SDPA math backend {t_math * 1e3:.1f
 # machine is memory: the 28.7 MB per clip and block above, times batch and depth, is never allocated.
 # On a GPU the fused kernels are typically much faster too, because there memory traffic is the
 # bottleneck.
+#
+# ### The other way round: many short sequences, with gradients
+#
+# The fused kernel wins on long sequences. TimeSformer (notebook 07) attends over many *short* ones:
+# within each frame (16 patches and the CLS at the course size) and along each patch's line in time (7
+# tokens). Each of those calls has little work to share out, and on a CPU the fused kernel's backward
+# pass spreads it poorly over threads. The explicit form is two batched matrix products and a softmax,
+# the same FLOPs, and the matrix-product library splits those well. Measured on whole training steps
+# (notebook 07), that made the difference, so `MultiHeadAttention` uses the explicit form when it
+# *trains on a CPU* on sequences of at most `SHORT_SEQUENCE` tokens, and SDPA everywhere else: in
+# inference, on longer sequences and on a GPU. Time one forward and backward pass of each, on 1 thread
+# and on 2 if this machine has them. The backward pass gets a dense upstream gradient, as inside a
+# network (the gradient of `.sum()` is a broadcast tensor of ones, which takes other code paths):
+
+# %% tags=["nbval-ignore-output"]
+for seqs, n in ((16 * 16, 7), (16 * 7, 17)):                 # a batch of 16 clips: time lines, frames
+    qs, ks, vs = (torch.randn(seqs, heads, n, D // heads, generator=g, requires_grad=True) for _ in range(3))
+    upstream = torch.randn(seqs, heads, n, D // heads, generator=g)
+    for threads in sorted({1, min(2, os.cpu_count() or 1)}):
+        t_sdpa = best_time(lambda: F.scaled_dot_product_attention(qs, ks, vs).backward(upstream), threads=threads)
+        t_expl = best_time(lambda: attention_explicit(qs, ks, vs)[0].backward(upstream), threads=threads)
+        print(f"{seqs} sequences of {n} tokens, {threads} thread(s): fused SDPA {t_sdpa * 1e3:.2f} ms, "
+              f"explicit {t_expl * 1e3:.2f} ms (forward + backward, fastest of 7)")
+
+# %%
+short = MultiHeadAttention(dim=D, heads=heads)
+x_short = torch.randn(8, 7, D, generator=g)
+with torch.no_grad():
+    by_sdpa = short(x_short)                                 # inference: the fused kernel
+by_explicit = short(x_short)                                 # gradients on, 7 tokens: the explicit form
+print("SHORT_SEQUENCE =", MultiHeadAttention.SHORT_SEQUENCE, "| training and inference paths agree:",
+      torch.allclose(by_sdpa, by_explicit, atol=1e-5))
+
+# %% [markdown]
+# Same numbers either way, up to float rounding; only the bill differs, and which is cheaper depends on
+# the sequence length, the number of threads and the machine. Notebook 07 measures what the switch does
+# to a whole TimeSformer training step next to Hugging Face's.
 #
 # ## 7. What does the CLS token look at?
 #

@@ -23,6 +23,8 @@
 # every machine. Training (section 5) uses `device`.
 
 # %%
+import statistics
+import time
 import warnings
 
 import matplotlib.pyplot as plt
@@ -33,6 +35,7 @@ from torch.testing import assert_close
 
 from vtlib.attention import record_attention
 from vtlib.baselines import MEDMNIST3D
+from vtlib.bench import PRESETS, format_profile, profile_step
 from vtlib.block import Transformer
 from vtlib.cost import measure_flops, transformer_flops
 from vtlib.experiments.common import RESULTS, format_summary, loaders, read_csv, summarise
@@ -287,10 +290,12 @@ bench_csv = RESULTS / "bench_vivit.csv"
 if bench_csv.exists():
     rows = read_csv(bench_csv)
     r0 = rows[0]
-    print(f"{r0['device']}, {r0['threads']} thread(s), median of {r0['repeats']} repeats x {r0['iters']} steps, "
+    print(f"{r0['device']} ({r0.get('cpu') or 'CPU model not recorded'}), "
+          f"median of {r0['repeats']} repeats x {r0['iters']} steps, "
           f"torch {r0['torch']}, transformers {r0['transformers']}; ratios are vtlib / HF")
     for r in rows:
-        print(f"{r['config']:>6} ({r['tokens']} tokens, dim {r['dim']}, depth {r['depth']}, batch {r['batch']}): "
+        print(f"{r['config']:>6} ({r['tokens']} tokens, dim {r['dim']}, depth {r['depth']}, batch {r['batch']}), "
+              f"{r['threads']} thread(s): "
               f"inference {r['infer_clips_s_vtlib']} vs {r['infer_clips_s_ref']} clips/s (x{r['infer_clips_s_ratio']}), "
               f"training {r['train_clips_s_vtlib']} vs {r['train_clips_s_ref']} (x{r['train_clips_s_ratio']}), "
               f"peak training memory {r['peak_train_mib_vtlib']} vs {r['peak_train_mib_ref']} MiB")
@@ -298,17 +303,130 @@ else:
     print("results/bench_vivit.csv not found: run the command above to create it")
 
 # %% [markdown]
-# **What we measured** (CPU, 1 thread, 2 warm-up steps, median of 9 repeats × 3 steps, on a shared 2-core
-# machine under heavy load): with the same weights and exactly the same FLOPs, the two implementations are
-# level. The throughput ratios vtlib / HF were 0.972 to 1.035 over the three configs <!-- from: results/bench_vivit.csv -->. At 112 tokens vtlib
-# was faster in about half of the paired repeats (44-56 % <!-- from: results/bench_vivit.csv -->): no measurable difference. At 686 tokens HF was
-# ahead by 2-3 % (vtlib faster in 1 of 9 paired repeats; a separate run of 40 pairs gave 10 of 40 for
-# inference, 13 of 40 for training). Both spend more than half of that time in the same fused attention kernel
-# and most of the rest in the same matrix products (vtlib's packed QKV projection does one product where HF
-# does three); we found no extra work in vtlib's path, so read a few percent as the resolution of this
-# measurement, not as a property of either library. Peak training memory agrees to within a few percent
-# (ratios 0.942 to 1.048 <!-- from: results/bench_vivit.csv -->): both keep the same activations for the
-# backward pass.
+# **What we measured** (an AMD EPYC CPU, on 1 and on 2 threads, 2 warm-up steps, median of 9 repeats × 3
+# steps, on a quiet 2-core machine). The weights are the same and so are the FLOPs: every FLOPs ratio is
+# exactly 1. On this machine the two libraries are level: training ratios from 0.97 to 1.067 and inference
+# ratios from 0.956 to 1.092 <!-- from: results/bench_vivit.csv -->, with vtlib ahead in some paired
+# repeats and behind in others. Running the command again moves these ratios by a few percent either
+# way, so a difference that small is machine noise, not a result. To see why they are level, and when
+# they are not, we need a profile.
+#
+# ### Where the time of a training step goes
+#
+# A benchmark says *how fast*; a profiler says *why*. `torch.profiler` records every operation a step
+# runs, with its own ("self") time. `vtlib.bench.profile_step` runs a few training steps under it and
+# adds those times up by kind of operation. Here are vtlib's ViViT and Hugging Face's, with the same
+# weights, at the benchmark's course size (width 64, 4 blocks, 112 tokens, batch 16):
+
+# %% tags=["nbval-ignore-output"]
+torch.manual_seed(0)
+size = PRESETS["course"]
+fast_model = ViViT(num_classes=2, video_shape=size.video_shape, tubelet=size.tubelet, dim=size.dim,
+                   depth=size.depth, heads=size.heads)
+same_hf = HFVideoClassifier(vivit_to_hf(fast_model, attn_implementation="sdpa"))
+xb, yb = torch.randn(size.batch, 1, *size.video_shape), torch.randint(2, (size.batch,))
+prof = {"vtlib": profile_step(fast_model, xb, yb), "Hugging Face": profile_step(same_hf, xb, yb)}
+print(f"CPU, {torch.get_num_threads()} thread(s)")
+print(format_profile(prof))
+
+# %%
+print("vtlib's training step runs no convolution:", prof["vtlib"]["convolution"] == 0)
+print("Hugging Face's step runs the Conv3d and its backward:", prof["Hugging Face"]["convolution"] > 0)
+
+# %% [markdown]
+# Read the table from the top. The matrix products (every Linear layer, forward and backward) and the
+# fused attention kernel take most of either step, and they are the *same* calls in both libraries:
+# same shapes, same kernels. GELU, LayerNorm and the optimizer are the same too. The one operation only
+# Hugging Face runs is the tubelet embedding's `Conv3d`. On the machine this notebook was run on, that
+# conv is cheap: 1.37 ms of a 1-thread training step at the course size <!-- from: results/bench_vivit.csv -->.
+#
+# It is not cheap everywhere. On the 2-core cloud machine where this benchmark was first run (its CPU
+# model was not recorded), the same conv took 14.67 ms of Hugging Face's training step <!-- from: results/bench_vivit_other_cpu.csv -->,
+# most of it in the backward pass (the gradient of the conv weight), and vtlib, which skips that conv in
+# training, trained 1.131× as fast as Hugging Face on 1 thread <!-- from: results/bench_vivit_other_cpu.csv -->. Same model, same FLOPs, another CPU and
+# math library: a profile is a fact about one machine, so measure on yours.
+#
+# How does vtlib skip the conv? Notebook 01 showed that a conv whose stride equals its kernel never
+# overlaps itself, so it is one matrix product on the flattened tubelets (`patchify`), with the conv
+# weight flattened as the matrix. Same weights, same multiply-adds, same tokens up to float rounding.
+# The gradient of a matrix product is another matrix product, and matrix products are what CPU math
+# libraries tune best. So `vtlib.tokens.TubeletEmbed` uses this Linear view whenever gradients are
+# needed, and the conv when they are not (the conv's forward on its own is the faster of the two).
+# Time both on your machine, then check that they compute the same thing:
+
+# %% tags=["nbval-ignore-output"]
+embed = TubeletEmbed(dim=size.dim, tubelet=size.tubelet)
+
+
+def median_ms(step, n=10):
+    """Median wall time of ``step()`` in milliseconds."""
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+conv_ms = median_ms(lambda: embed.proj(xb).sum().backward())        # the Conv3d, forward + backward
+linear_ms = median_ms(lambda: embed(xb).sum().backward())           # gradients on: the Linear view
+print(f"tubelet embedding, forward + backward, batch {size.batch}: Conv3d {conv_ms:.1f} ms, "
+      f"Linear view {linear_ms:.1f} ms")
+
+# %%
+embed.zero_grad()
+conv_tokens = embed.proj(xb).flatten(2).transpose(1, 2)              # (B, N, D) from the Conv3d
+conv_tokens.sum().backward()
+conv_grad, embed.proj.weight.grad = embed.proj.weight.grad, None
+tokens = embed(xb)                                                   # the Linear view
+tokens.sum().backward()
+print("same tokens:", torch.allclose(tokens, conv_tokens, atol=1e-5),
+      "| same weight gradient:", torch.allclose(embed.proj.weight.grad, conv_grad, rtol=1e-4, atol=1e-4))
+
+# %% [markdown]
+# On some CPUs (the one this notebook was last run on among them) the conv is the faster of the two even
+# with its backward. There the Linear view costs a fraction of a millisecond of a training step that
+# takes tens of them; on the first benchmark machine it saved about a sixth of Hugging Face's step. That
+# asymmetry is why the library keeps it.
+#
+# **What is left, and why the same FLOPs cannot go much faster.** Without the conv, vtlib's step is almost
+# all matrix products and attention: 26.17 ms and 15.08 ms of a 1-thread step at the course size <!-- from: results/bench_vivit.csv -->,
+# where Hugging Face spends 25.5 ms and 14.73 ms in the same kernels <!-- from: results/bench_vivit.csv -->.
+# At 686 tokens the attention kernel alone is 225.46 ms of vtlib's step and 220.77 ms of Hugging Face's <!-- from: results/bench_vivit.csv -->. Making either library faster at the same FLOPs would take faster
+# kernels, not a different model written in Python. That is why the two are level here, in inference too,
+# where both run the conv and the same kernels.
+# One smaller change helps both libraries and lives in `vtlib.train.fit`: the optimizer and gradient
+# clipping use PyTorch's `foreach` versions, which handle all tensors in one call instead of a Python
+# loop over them. They give the same numbers, bit for bit.
+#
+# **A whole epoch.** A learner waits for epochs, not steps. `python -m vtlib.fit_bench` runs one real
+# `fit` epoch on AdrenalMNIST3D for a `vtlib.lab` config (loaders, augmentation, model, flip TTA and
+# checkpointing), then times each part on its own with the same batches:
+
+# %%
+fit_rows = read_csv(RESULTS / "fit_bench.csv")
+parts = ("load", "augment", "forward", "backward", "clip", "optimizer", "evaluate", "checkpoint")
+for r in fit_rows:
+    shares = ", ".join(f"{p} {float(r[p + '_share']):.0%}" for p in parts)
+    print(f"{r['config']} ({r['model']}), {r['threads']} thread(s): {r['epoch_clips_s']} clips/s; {shares}")
+
+# %% [markdown]
+# The course recipe (a ConvViT with flip TTA, notebook 13) trains 136.9 clips/s on 1 thread over a whole
+# epoch <!-- from: results/fit_bench.csv -->. Its forward and backward passes take 38 % each of the parts'
+# time, and evaluation, eight flipped copies of every validation clip, 21 % <!-- from: results/fit_bench.csv -->.
+# Reading batches (0.1 %) and augmenting them (1.5 %) <!-- from: results/fit_bench.csv --> cost next to
+# nothing: the augmentation rotates only the clips that drew a rotation and works on whole batches, so
+# the data path has nothing left worth removing. The 3D CNN spends 71 % of its epoch in the backward pass
+# <!-- from: results/fit_bench.csv -->, the gradients of its 3D convolutions, and that is why it trains at
+# 40.8 clips/s against the recipe's 136.9 <!-- from: results/fit_bench.csv -->. So a faster epoch comes
+# from the model's own forward and backward, or from evaluating with fewer flips (the lab's `no_tta`
+# config measures what the flips are worth), not from the data path.
+#
+# **On a GPU.** A learner with one would train with `TrainConfig(device="cuda", amp=True, compile=True)`:
+# bf16 autocast, the fused attention kernels SDPA picks on CUDA, and `torch.compile` for the small
+# kernels around them. The same settings apply to both sides of the benchmark:
+# `python -m vtlib.bench --model vivit timesformer videomae --preset course fine --device cuda --amp --compile`.
+# This course was measured on a CPU only, so those numbers are yours to find.
 #
 # ## 5. Training on AdrenalMNIST3D
 #

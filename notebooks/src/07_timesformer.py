@@ -310,27 +310,39 @@ with torch.no_grad():
 print(type(hf).__name__, hf.config.attention_type, "| same logits:", same)
 
 # %% [markdown]
-# Same function, same speed? `python -m vtlib.bench --model timesformer --preset course fine` times both
-# with the same weights on one CPU thread (median of 5 repeats, vtlib and Hugging Face alternating), at
-# the course size (every 4th frame, 7 × 16 = 112 patch tokens, dim 64, depth 4) and a fine one (every
-# 2nd frame in 4 × 4 patches: 14 × 49 = 686 tokens). Ratios above 1 mean vtlib is faster (or needs more
-# memory).
+# Same function, same speed? `python -m vtlib.bench --model timesformer --preset course fine --threads 1 2`
+# times both with the same weights (median of 9 repeats, vtlib and Hugging Face alternating), at the
+# course size (every 4th frame, 7 × 16 = 112 patch tokens, dim 64, depth 4) and a fine one (every 2nd
+# frame in 4 × 4 patches: 14 × 49 = 686 tokens), on 1 and on 2 CPU threads. Ratios above 1 mean vtlib is
+# faster.
 
 # %%
 bench_path = RESULTS / "bench_timesformer.csv"
 bench = read_csv(bench_path) if bench_path.exists() else []
 for r in bench:
-    print(f"{r['config']:>6}, {r['tokens']} tokens: inference {float(r['infer_clips_s_vtlib']):6.1f} vs "
+    print(f"{r['config']:>6}, {r['tokens']} tokens, {r['threads']} thread(s): inference {float(r['infer_clips_s_vtlib']):6.1f} vs "
           f"{float(r['infer_clips_s_ref']):6.1f} clips/s (x{float(r['infer_clips_s_ratio']):.3f}), training "
           f"{float(r['train_clips_s_vtlib']):5.1f} vs {float(r['train_clips_s_ref']):5.1f} "
           f"(x{float(r['train_clips_s_ratio']):.3f}), same FLOPs: {r['gflops_fwd_per_clip_ratio'] in ('1', '1.0')}")
 
 # %% [markdown]
-# On our CPU the two are close at the course size: vtlib's inference is a little faster (ratio 1.078 <!-- from: results/bench_timesformer.csv -->,
-# ahead in 3 of 5 paired repeats) and its training a little slower (0.964, behind in all 5) <!-- from: results/bench_timesformer.csv -->.
-# At 686 tokens vtlib is faster (1.195 in inference, 1.079 in training, in every paired repeat) <!-- from: results/bench_timesformer.csv -->,
-# and it needs less peak memory in both. The FLOPs are identical: the arithmetic is the
-# same, only the bookkeeping (reshapes, copies) differs.
+# **What we measured** (an AMD EPYC CPU on a quiet 2-core machine; every FLOPs ratio is 1). vtlib trains
+# at 1.038 and 1.026 of Hugging Face's speed on 1 thread and at 0.962 and 0.991 on 2
+# <!-- from: results/bench_timesformer.csv -->: level, within the few percent that separate two runs of
+# the command. Its inference is faster on 1 thread (1.176 at the course size, 1.256 at 686 tokens) and
+# level on 2 (0.936 and 1.041) <!-- from: results/bench_timesformer.csv -->. Its peak training memory is
+# at most Hugging Face's (ratios 0.918 to 0.987) <!-- from: results/bench_timesformer.csv -->.
+#
+# Training was not always level. Hugging Face computes TimeSformer's attention explicitly, two batched
+# matrix products and a softmax, while vtlib's `MultiHeadAttention` calls the fused SDPA kernel, and
+# every sequence here is short: 17 tokens in a frame with the CLS, 7 along a patch's time line. With
+# SDPA on every sequence, vtlib trained at 0.868 of Hugging Face's speed on 1 thread and 0.834 on 2 <!-- from: results/bench_timesformer_sdpa.csv -->
+# at the course size, and the fused kernel alone took 24.1 ms of a 2-thread step <!-- from: results/bench_timesformer_sdpa.csv -->,
+# several times what the explicit form costs for the
+# same attention. Notebook 04 (section 6) showed why: on short sequences the fused kernel's backward
+# pass barely uses a second thread. So a `MultiHeadAttention` that trains on a CPU uses the explicit
+# form for sequences of at most `SHORT_SEQUENCE` = 64 tokens. That makes vtlib level with Hugging Face,
+# not faster: both then run the same matrix products.
 #
 # ## 7. Table 1 at small scale: results of the experiment command
 #
