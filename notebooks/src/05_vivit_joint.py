@@ -270,7 +270,7 @@ with torch.no_grad():
 # The benchmark is a command, not part of this notebook, because timings depend on the machine:
 #
 # ```
-# python -m vtlib.bench --model vivit --preset course fine wide --out results/bench_vivit.csv
+# python -m vtlib.bench --model vivit --preset course fine wide --threads 1 2 --repeats 9 --iters 3 --profile --out results/bench_vivit.csv
 # ```
 #
 # For each config it builds vtlib's ViViT, ports the weights to HF's (checking the logits agree), and
@@ -394,7 +394,8 @@ print("same tokens:", torch.allclose(tokens, conv_tokens, atol=1e-5),
 # where Hugging Face spends 25.5 ms and 14.73 ms in the same kernels <!-- from: results/bench_vivit.csv -->.
 # At 686 tokens the attention kernel alone is 225.46 ms of vtlib's step and 220.77 ms of Hugging Face's <!-- from: results/bench_vivit.csv -->. Making either library faster at the same FLOPs would take faster
 # kernels, not a different model written in Python. That is why the two are level here, in inference too,
-# where both run the conv and the same kernels.
+# where both run the conv and the same kernels. (TimeSformer's many short sequences are where a choice of
+# kernel still mattered; notebook 07 shows it.)
 # One smaller change helps both libraries and lives in `vtlib.train.fit`: the optimizer and gradient
 # clipping use PyTorch's `foreach` versions, which handle all tensors in one call instead of a Python
 # loop over them. They give the same numbers, bit for bit.
@@ -416,7 +417,7 @@ for r in fit_rows:
 # time, and evaluation, eight flipped copies of every validation clip, 21 % <!-- from: results/fit_bench.csv -->.
 # Reading batches (0.1 %) and augmenting them (1.5 %) <!-- from: results/fit_bench.csv --> cost next to
 # nothing: the augmentation rotates only the clips that drew a rotation and works on whole batches, so
-# the data path has nothing left worth removing. The 3D CNN spends 71 % of its epoch in the backward pass
+# the data path has nothing left worth removing. The 3D CNN spends 71 % of its time in the backward pass
 # <!-- from: results/fit_bench.csv -->, the gradients of its 3D convolutions, and that is why it trains at
 # 40.8 clips/s against the recipe's 136.9 <!-- from: results/fit_bench.csv -->. So a faster epoch comes
 # from the model's own forward and backward, or from evaluating with fewer flips (the lab's `no_tta`

@@ -338,10 +338,11 @@ for r in bench:
 # every sequence here is short: 17 tokens in a frame with the CLS, 7 along a patch's time line. With
 # SDPA on every sequence, vtlib trained at 0.868 of Hugging Face's speed on 1 thread and 0.834 on 2 <!-- from: results/bench_timesformer_sdpa.csv -->
 # at the course size, and the fused kernel alone took 24.1 ms of a 2-thread step <!-- from: results/bench_timesformer_sdpa.csv -->,
-# several times what the explicit form costs for the
-# same attention. Notebook 04 (section 6) showed why: on short sequences the fused kernel's backward
-# pass barely uses a second thread. So a `MultiHeadAttention` that trains on a CPU uses the explicit
-# form for sequences of at most `SHORT_SEQUENCE` = 64 tokens. That makes vtlib level with Hugging Face,
+# several times what the explicit form costs for the same attention. Notebook 04 (section 6) times the
+# two forms on sequences this short: with gradients, which one is cheaper depends on the length and the
+# threads, and the fused kernel's backward gains little from a second thread, or even loses. Over whole
+# training steps the explicit form won, so a `MultiHeadAttention` that trains on a CPU uses it for
+# sequences of at most `SHORT_SEQUENCE` = 64 tokens. That makes vtlib level with Hugging Face,
 # not faster: both then run the same matrix products.
 #
 # ## 7. Table 1 at small scale: results of the experiment command
