@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from vtlib import fit_bench
 from vtlib.data import augment
 from vtlib.errors import VtlibError
+from vtlib.train import TrainConfig
 
 
 @pytest.fixture
@@ -22,9 +23,9 @@ def tiny(monkeypatch):
                 "val": DataLoader(TensorDataset(x[32:], y[32:]), batch_size=8)}
         torch.manual_seed(seed)
         net = nn.Sequential(nn.Flatten(), nn.Linear(256, 2))
-        cfg = {"lr": 1e-3, "weight_decay": 0.05, "label_smoothing": 0.1, "schedule": "cosine", "epochs": 3}
-        info = type("Info", (), {"task": "binary-class"})()
-        return cfg, info, data, net, lambda v, gen: augment(v, gen)
+        tcfg = TrainConfig(epochs=1, lr=1e-3, weight_decay=0.05, label_smoothing=0.1, seed=seed, device=device,
+                           progress=False, augment=lambda v, gen: augment(v, gen))
+        return data, net, tcfg
     monkeypatch.setattr(fit_bench, "_setup", setup)
 
 

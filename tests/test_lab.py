@@ -245,3 +245,12 @@ def test_readme_lab_rows_match_results():
         assert want in line, f"README row for {config} should quote {want}"
         assert f"{s['test_acc_mean']:.3f}" in line and f"{s['test_bal_acc_mean']:.3f}" in line
         assert f"n={s['seeds']}" in line
+
+
+def test_train_config_is_the_config_with_overrides():
+    cfg = lab.config("recipe")
+    t = lab.train_config(cfg, "binary-class", 3, epochs=1, progress=False)
+    assert (t.epochs, t.lr, t.weight_decay, t.warmup_epochs, t.label_smoothing, t.mixup_alpha, t.seed) == (
+        1, cfg["lr"], cfg["weight_decay"], cfg["warmup_epochs"], cfg["label_smoothing"], cfg["mixup_alpha"], 3)
+    assert callable(t.augment) and t.progress is False
+    assert lab.train_config(cfg, "binary-class", 0, augment=None).augment is None

@@ -17,7 +17,7 @@ For each ``vtlib.lab`` config this command
    augment       the config's augmentation on every batch
    forward       forward + loss (train mode)
    backward      ``loss.backward()``
-   clip          ``clip_grad_norm_`` (``fit`` clips at 1.0)
+   clip          ``clip_grad_norm_`` (at the config's ``grad_clip``, as ``fit``)
    optimizer     ``AdamW.step`` + scheduler step
    evaluate      ``vtlib.train.evaluate`` on the validation split (with the config's TTA)
    checkpoint    copy of the best weights + ``save_checkpoint`` of what ``fit`` writes
@@ -36,6 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from typing import Sequence
 
 import torch
@@ -44,9 +45,8 @@ from torch import nn
 
 from vtlib import lab
 from vtlib.checkpoint import save_checkpoint
-from vtlib.data import dataset_info
 from vtlib.errors import check_choice, check_positive_int
-from vtlib.train import TrainConfig, evaluate, fit, param_groups, warmup_cosine
+from vtlib.train import evaluate, fit, param_groups, warmup_cosine
 
 PARTS = ("load", "augment", "forward", "backward", "clip", "optimizer", "evaluate", "checkpoint")
 
@@ -74,46 +74,42 @@ class Timer:
         self.seconds[self.part] += time.perf_counter() - self.t0
 
 
-def _setup(config: str, seed: int, device: torch.device):
-    """The lab's loaders, model (with TTA / eval scaling as the config says) and augmentation."""
-    cfg = lab.config(config)
-    info = dataset_info("adrenal")
-    data = lab._loaders("adrenal", 28, cfg["batch_size"], seed)
-    torch.manual_seed(seed)
-    model = lab.build_model(cfg, info.num_classes, 28)
-    net = lab.EvalScale(model, cfg["eval_scale"]) if cfg["eval_scale"] is not None else model
-    net = lab.FlipTTA(net) if cfg["tta"] else net
-    return cfg, info, data, net.to(device), lab._augmenter(cfg["augment"])
+def _setup(config: str, seed: int, device: str):
+    """The lab run's loaders, network (as ``fit`` trains it) and its ``TrainConfig`` for one epoch."""
+    cfg, info, data, _, net = lab.prepare(config, "adrenal", 28, seed)
+    tcfg = lab.train_config(cfg, info.task, seed, epochs=1, device=device, progress=False)
+    return data, net.to(device), tcfg
 
 
 def time_parts(config: str, seed: int = 0, device: str = "cpu") -> dict[str, float]:
     """Seconds of each part of one epoch of ``config``, timed on its own (see the module docstring)."""
     dev = torch.device(device)
-    cfg, info, data, net, aug = _setup(config, seed, dev)
+    data, net, tcfg = _setup(config, seed, device)
     timer, gen = Timer(dev), torch.Generator().manual_seed(seed)
     batches = []
     with timer("load"):
         for x, y in data["train"]:
             batches.append((x.to(dev), y.to(dev)))
     with timer("augment"):
-        if aug is not None:
-            batches = [(aug(x, gen), y) for x, y in batches]
-    opt = torch.optim.AdamW(param_groups(net, cfg["weight_decay"]), lr=cfg["lr"], foreach=True)   # as fit
-    sched = warmup_cosine(opt, len(batches), len(batches) * cfg["epochs"])
+        if tcfg.augment is not None:
+            batches = [(tcfg.augment(x, gen), y) for x, y in batches]
+    opt = torch.optim.AdamW(param_groups(net, tcfg.weight_decay), lr=tcfg.lr, foreach=True)   # as fit
+    sched = warmup_cosine(opt, len(batches), len(batches) * tcfg.epochs)
     net.train()
     for x, y in batches:
         with timer("forward"):
-            loss = F.cross_entropy(net(x).float(), y, label_smoothing=cfg["label_smoothing"])
+            loss = F.cross_entropy(net(x).float(), y, label_smoothing=tcfg.label_smoothing)
         opt.zero_grad(set_to_none=True)
         with timer("backward"):
             loss.backward()
         with timer("clip"):
-            nn.utils.clip_grad_norm_(net.parameters(), 1.0, foreach=True)
+            if tcfg.grad_clip is not None:
+                nn.utils.clip_grad_norm_(net.parameters(), tcfg.grad_clip, foreach=True)
         with timer("optimizer"):
             opt.step()
             sched.step()
     with timer("evaluate"):
-        evaluate(net, data["val"], info.task, dev)
+        evaluate(net, data["val"], tcfg.task, dev)
     with tempfile.TemporaryDirectory() as tmp, timer("checkpoint"):
         best = copy.deepcopy(net.state_dict())
         save_checkpoint({"model": net.state_dict(), "optimizer": opt.state_dict(),
@@ -123,14 +119,10 @@ def time_parts(config: str, seed: int = 0, device: str = "cpu") -> dict[str, flo
 
 def fit_epoch(config: str, seed: int = 0, device: str = "cpu") -> dict[str, float]:
     """One real ``fit`` epoch of ``config`` with checkpointing: {"seconds", "clips"}."""
-    cfg, info, data, net, aug = _setup(config, seed, torch.device(device))
+    data, net, tcfg = _setup(config, seed, device)
     with tempfile.TemporaryDirectory() as tmp:
-        tcfg = TrainConfig(epochs=1, lr=cfg["lr"], weight_decay=cfg["weight_decay"], warmup_epochs=0,
-                           label_smoothing=cfg["label_smoothing"], schedule=cfg["schedule"], task=info.task,
-                           seed=seed, device=device, progress=False, augment=aug,
-                           checkpoint_path=os.path.join(tmp, "ck.pt"))
         t0 = time.perf_counter()
-        fit(net, data["train"], data["val"], tcfg)
+        fit(net, data["train"], data["val"], replace(tcfg, checkpoint_path=os.path.join(tmp, "ck.pt")))
         seconds = time.perf_counter() - t0
     return {"seconds": seconds, "clips": len(data["train"].dataset)}
 

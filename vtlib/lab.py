@@ -180,25 +180,42 @@ def _augmenter(spec: dict | None):
     return aug
 
 
-def train_run(run: Run, ckpt_dir: Path | None = None, progress: bool | None = None) -> dict:
-    """Train one run and return its record: ``row`` (metrics, cost, provenance) and per-clip scores."""
-    cfg = config(run.config)
-    info = dataset_info(run.dataset)
-    data = _loaders(run.dataset, run.size, cfg["batch_size"], run.seed)
-    torch.manual_seed(run.seed)
-    model = build_model(cfg, info.num_classes, run.size)
-    params = count_parameters(model)
-    flops = measure_flops(copy.deepcopy(model).eval(), torch.zeros(1, 1, run.size, run.size, run.size))
+def prepare(name: str, dataset: str, size: int, seed: int):
+    """What a run of config ``name`` trains: (cfg, dataset info, loaders, model, net).
+
+    ``net`` is the model wrapped as the config says (``EvalScale``, then ``FlipTTA``); ``fit`` trains
+    it. The model is built right after ``torch.manual_seed(seed)``, so a seed gives the same weights.
+    """
+    cfg = config(name)
+    info = dataset_info(dataset)
+    data = _loaders(dataset, size, cfg["batch_size"], seed)
+    torch.manual_seed(seed)
+    model = build_model(cfg, info.num_classes, size)
     net = EvalScale(model, cfg["eval_scale"]) if cfg["eval_scale"] is not None else model
     net = FlipTTA(net) if cfg["tta"] else net
+    return cfg, info, data, model, net
+
+
+def train_config(cfg: dict, task: str, seed: int, **overrides) -> TrainConfig:
+    """The ``TrainConfig`` of a lab config; ``overrides`` set other fields (epochs=1, device=...)."""
+    fields = {"epochs": cfg["epochs"], "lr": cfg["lr"], "weight_decay": cfg["weight_decay"],
+              "warmup_epochs": cfg["warmup_epochs"], "label_smoothing": cfg["label_smoothing"],
+              "mixup_alpha": cfg["mixup_alpha"], "schedule": cfg["schedule"], "task": task, "seed": seed}
+    if "augment" not in overrides:
+        fields["augment"] = _augmenter(cfg["augment"])
+    return TrainConfig(**{**fields, **overrides})
+
+
+def train_run(run: Run, ckpt_dir: Path | None = None, progress: bool | None = None) -> dict:
+    """Train one run and return its record: ``row`` (metrics, cost, provenance) and per-clip scores."""
+    cfg, info, data, model, net = prepare(run.config, run.dataset, run.size, run.seed)
+    params = count_parameters(model)
+    flops = measure_flops(copy.deepcopy(model).eval(), torch.zeros(1, 1, run.size, run.size, run.size))
     ckpt = None
     if ckpt_dir is not None:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         ckpt = str(ckpt_dir / f"{run.id}.pt")
-    tcfg = TrainConfig(epochs=cfg["epochs"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
-                       warmup_epochs=cfg["warmup_epochs"], label_smoothing=cfg["label_smoothing"],
-                       mixup_alpha=cfg["mixup_alpha"], schedule=cfg["schedule"], task=info.task, seed=run.seed,
-                       progress=progress, checkpoint_path=ckpt, augment=_augmenter(cfg["augment"]))
+    tcfg = train_config(cfg, info.task, run.seed, progress=progress, checkpoint_path=ckpt)
     t0 = time.perf_counter()
     result = fit(net, data["train"], data["val"], tcfg, test_loader=data["test"])
     train_s = sum(h["seconds"] for h in result.history)

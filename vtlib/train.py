@@ -411,7 +411,7 @@ def fit(model: nn.Module, train_loader, val_loader, cfg: TrainConfig, test_loade
         device = torch.device(cfg.device) if cfg.device else get_device()
         model.to(device)
         # foreach: one call per step for all tensors instead of a Python loop over them; on a CPU it
-        # is about 1.5x faster than the default there and gives the same numbers, bit for bit
+        # is about 1.5x faster on a CPU and gives the same numbers, bit for bit
         backward, clip = (lambda loss: loss.backward()), functools.partial(nn.utils.clip_grad_norm_, foreach=True)
     first = next(iter(model.parameters()), None)
     num_classes = check_fit_inputs(model, train_loader, val_loader, cfg,
